@@ -1,0 +1,227 @@
+"""The catalog's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Every stage keeps its per-item state in a column of the item's own row, so that the
+work an item needs and the record of what was done change in one transaction:
+
+    pages.state   listed -> fetched | gone | failed           (crawl)
+    files.state   pending -> stored -> done | failed | gone    (download, then extract)
+    images.tiles_state / images.embed_state  pending -> done | failed | skipped
+    images.indexed                                              (index)
+
+Several workers share one catalog by claiming pending rows with ``claims.claim`` (row locks with
+SKIP LOCKED on PostgreSQL), so a dead worker's claims vanish with its connection.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Conditional-request validators and body hash of listing pages and other fetched URLs.
+http_validators = Table(
+    "http_validators",
+    metadata,
+    Column("url", String(2000), primary_key=True),
+    Column("etag", String(500)),
+    Column("last_modified", String(100)),
+    Column("body_sha256", String(64)),
+    Column("fetched_at", DateTime(timezone=True)),
+)
+
+authors = Table(
+    "authors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(500), nullable=False, unique=True),
+    Column("url", String(2000)),  # /users/NAME on OGA, or an external site, or None
+)
+
+licenses = Table(
+    "licenses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),  # "CC-BY-SA 3.0"
+    Column("url", String(2000)),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(500), nullable=False, unique=True),
+)
+
+pages = Table(
+    "pages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(1000), nullable=False, unique=True),  # /content/SLUG, decoded
+    Column("url", String(2000), nullable=False),  # the URL fetched
+    Column("node_id", Integer),
+    Column("title", Text),
+    Column("post_date", DateTime(timezone=True)),  # submission time (UTC)
+    Column("post_date_text", String(200)),  # as shown on the page
+    Column("art_type", String(200)),
+    Column("description", Text),
+    Column("attribution", Text),
+    Column("favorites", Integer),
+    Column("files_unavailable", Boolean, nullable=False, default=False),
+    Column("record_sha256", String(64)),  # hash of the parsed record: detects real change
+    Column("state", String(20), nullable=False, default="listed"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("listed_at", DateTime(timezone=True)),
+    Column("fetched_at", DateTime(timezone=True)),  # last time the body was parsed
+    Column("checked_at", DateTime(timezone=True)),  # last request (304 included)
+    Index("ix_pages_state", "state"),
+)
+
+page_authors = Table(
+    "page_authors",
+    metadata,
+    Column("page_id", ForeignKey("pages.id", ondelete="CASCADE"), primary_key=True),
+    Column("author_id", ForeignKey("authors.id"), primary_key=True),
+    Column("role", String(20), primary_key=True),  # author | submitter | collaborator
+    Column("position", Integer, nullable=False, default=0),
+)
+
+page_licenses = Table(
+    "page_licenses",
+    metadata,
+    Column("page_id", ForeignKey("pages.id", ondelete="CASCADE"), primary_key=True),
+    Column("license_id", ForeignKey("licenses.id"), primary_key=True),
+    Column("position", Integer, nullable=False, default=0),
+)
+
+page_tags = Table(
+    "page_tags",
+    metadata,
+    Column("page_id", ForeignKey("pages.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id"), primary_key=True),
+    Column("position", Integer, nullable=False, default=0),
+)
+
+# Files linked from a content page: kind "file" (the File(s) field) or "preview" (full-size
+# preview image). ``present`` turns false when the page stops listing the file.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("page_id", ForeignKey("pages.id", ondelete="CASCADE"), nullable=False),
+    Column("url", String(2000), nullable=False),  # fetched exactly as given (HTML-unescaped)
+    Column("name", String(1000), nullable=False),  # decoded file name from the URL path
+    Column("link_text", String(1000)),
+    Column("kind", String(20), nullable=False, default="file"),
+    Column("fid", Integer),
+    Column("declared_size", BigInteger),
+    Column("position", Integer, nullable=False, default=0),
+    Column("present", Boolean, nullable=False, default=True),
+    Column("state", String(20), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("sha256", String(64)),
+    Column("size", BigInteger),
+    Column("content_type", String(200)),
+    Column("etag", String(500)),
+    Column("last_modified", String(100)),
+    Column("downloaded_at", DateTime(timezone=True)),
+    Column("extracted_at", DateTime(timezone=True)),
+    UniqueConstraint("page_id", "url", name="uq_files_page_url"),
+    Index("ix_files_state", "state"),
+    Index("ix_files_sha256", "sha256"),
+)
+
+# Content-addressed blobs in the store (``store/ab/cd/<sha256>``).
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+)
+
+# Every entry met while walking an archive (nested archives included). ``path`` is the full
+# path from the downloaded file, nested archives joined with "/" (``pack.zip`` then
+# ``pack.zip/inner/a.png``). ``state``: ok | refused | failed, with ``error`` saying why.
+members = Table(
+    "members",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("file_id", ForeignKey("files.id", ondelete="CASCADE"), nullable=False),
+    Column("parent_id", ForeignKey("members.id", ondelete="CASCADE")),  # enclosing archive
+    Column("path", String(4000), nullable=False),
+    Column("kind", String(20), nullable=False),  # image | archive | other
+    Column("size", BigInteger),
+    Column("sha256", String(64)),  # set for stored members (images, nested archives)
+    Column("state", String(20), nullable=False, default="ok"),
+    Column("error", Text),
+    UniqueConstraint("file_id", "path", name="uq_members_file_path"),
+)
+
+# One row per image occurrence: a downloaded image file (archive_path ""), an image inside an
+# archive, or a tile cut from either (parent_id set, tile_* its box, box "x,y,w,h").
+images = Table(
+    "images",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("file_id", ForeignKey("files.id", ondelete="CASCADE"), nullable=False),
+    Column("member_id", ForeignKey("members.id", ondelete="CASCADE")),
+    Column("archive_path", String(4000), nullable=False, default=""),
+    Column("box", String(100), nullable=False, default=""),
+    Column("parent_id", ForeignKey("images.id", ondelete="CASCADE")),
+    Column("tile_x", Integer),
+    Column("tile_y", Integer),
+    Column("tile_w", Integer),
+    Column("tile_h", Integer),
+    Column("sha256", String(64), nullable=False),  # bytes of the stored blob (whole images)
+    Column("pixel_sha256", String(64)),  # RGBA pixels of the first frame: format-independent
+    Column("phash", String(16)),  # 64-bit perceptual hash, hex
+    Column("format", String(20)),
+    Column("mode", String(20)),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("frames", Integer, nullable=False, default=1),
+    Column("tiles_state", String(20), nullable=False, default="pending"),
+    Column("embed_state", String(20), nullable=False, default="pending"),
+    Column("indexed", Boolean, nullable=False, default=False),
+    Column("error", Text),
+    UniqueConstraint("file_id", "archive_path", "box", name="uq_images_occurrence"),
+    Index("ix_images_sha256", "sha256"),
+    Index("ix_images_pixel_sha256", "pixel_sha256"),
+    Index("ix_images_parent", "parent_id"),
+    Index("ix_images_tiles_state", "tiles_state"),
+    Index("ix_images_embed_state", "embed_state"),
+)
+
+# Append-only log of every failure: which stage, which item, why.
+failures = Table(
+    "failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("stage", String(50), nullable=False),
+    Column("item", String(4000), nullable=False),  # "page SLUG", "file URL", "member URL!path"
+    Column("reason", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
