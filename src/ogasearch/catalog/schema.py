@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -213,6 +214,17 @@ images = Table(
     Index("ix_images_parent", "parent_id"),
     Index("ix_images_tiles_state", "tiles_state"),
     Index("ix_images_embed_state", "embed_state"),
+)
+
+# One feature vector per image and model (written by the embed stage, read by the index stage
+# and by index rebuilds). ``vector`` holds float16 little-endian bytes, L2-normalised.
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("image_id", ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("model", String(200), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
 )
 
 # Append-only log of every failure: which stage, which item, why.
