@@ -1,0 +1,1 @@
+"""Test-only helpers: real servers started for the test session."""
