@@ -22,8 +22,15 @@ def _disabled() -> bool:
 
 def progress(total: int | None, desc: str, unit: str = "item") -> tqdm:
     """A progress bar for ``total`` items (``None`` when unknown); call ``.update(n)``."""
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=_disabled(),
-                file=sys.stderr, smoothing=0.1)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        dynamic_ncols=True,
+        disable=_disabled(),
+        file=sys.stderr,
+        smoothing=0.1,
+    )
 
 
 def track(items: Iterable[T], total: int | None, desc: str, unit: str = "item") -> Iterator[T]:

@@ -26,9 +26,7 @@ class PostgresUnavailable(RuntimeError):
 def _bin_dir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        raise PostgresUnavailable(
-            "no PostgreSQL server binaries (apt-get install postgresql)"
-        )
+        raise PostgresUnavailable("no PostgreSQL server binaries (apt-get install postgresql)")
     return Path(found[-1]).parent
 
 
@@ -62,19 +60,43 @@ def postgres_server() -> Iterator[str]:
             raise PostgresUnavailable(f"{args[0]} failed: {proc.stderr.strip()[-500:]}")
 
     try:
-        run(str(bin_dir / "initdb"), "-D", str(data), "-U", "ogasearch", "-A", "trust",
-            "-E", "UTF8", "--locale=C")
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
-            "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=100", "start")
+        run(
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "ogasearch",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
+        run(
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=100",
+            "start",
+        )
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
     try:
         yield f"postgresql+psycopg://ogasearch@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "-w", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
