@@ -199,6 +199,9 @@ images = Table(
     Column("sha256", String(64), nullable=False),  # bytes of the stored blob (whole images)
     Column("pixel_sha256", String(64)),  # RGBA pixels of the first frame: format-independent
     Column("phash", String(16)),  # 64-bit perceptual hash, hex
+    # hash of the canonical form (upscale undone, cropped, alpha normalised; set by embed):
+    # groups re-uploads of one image and answers exact/near-duplicate queries
+    Column("canonical_sha256", String(64)),
     Column("format", String(20)),
     Column("mode", String(20)),
     Column("width", Integer, nullable=False),
@@ -211,6 +214,7 @@ images = Table(
     UniqueConstraint("file_id", "archive_path", "box", name="uq_images_occurrence"),
     Index("ix_images_sha256", "sha256"),
     Index("ix_images_pixel_sha256", "pixel_sha256"),
+    Index("ix_images_canonical_sha256", "canonical_sha256"),
     Index("ix_images_parent", "parent_id"),
     Index("ix_images_tiles_state", "tiles_state"),
     Index("ix_images_embed_state", "embed_state"),
