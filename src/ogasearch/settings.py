@@ -37,6 +37,10 @@ class Limits(BaseSettings):
     max_archive_depth: int = 3  # archive inside archive inside archive
     max_image_pixels: int = 64_000_000  # per frame
     max_image_frames: int = 2_000
+    # Search queries (uploads and image URLs) come from anyone who can reach the server.
+    max_query_bytes: int = 20 << 20  # an uploaded or fetched query image, encoded
+    max_query_pixels: int = 16_000_000  # a query image, decoded (per frame)
+    max_query_seconds: float = 15.0  # fetching a query image URL, end to end
 
 
 class Settings(BaseSettings):
@@ -58,6 +62,9 @@ class Settings(BaseSettings):
     workers: int = 1
     worker_id: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     limits: Limits = Field(default_factory=Limits)
+    # Let image-URL queries reach private/loopback addresses. Only for tests against a local
+    # server: with it on, the web server can be used to probe the network it runs in.
+    allow_private_urls: bool = False
 
     @classmethod
     def settings_customise_sources(
