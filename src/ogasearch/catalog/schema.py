@@ -97,6 +97,8 @@ pages = Table(
     Column("listed_at", DateTime(timezone=True)),
     Column("fetched_at", DateTime(timezone=True)),  # last time the body was parsed
     Column("checked_at", DateTime(timezone=True)),  # last request (304 included)
+    Column("etag", String(500)),  # validators of the last 200, for conditional re-checks
+    Column("last_modified", String(100)),
     Index("ix_pages_state", "state"),
 )
 
