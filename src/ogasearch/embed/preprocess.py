@@ -1,0 +1,294 @@
+"""Pixel-art-aware preprocessing: the ONE path from an image to model input, used at index time
+and at query time alike, so that both sides of a comparison see the same canonical pixels.
+
+``canonical(img)`` undoes what happens to pixel art on its way around the web:
+
+* any mode (P, L, LA, I;16, CMYK, RGB, RGBA...), animations -> first frame, as RGBA;
+* an opaque image on a flat background (a sprite flattened onto white or black, a JPEG of it)
+  gets that background made transparent again (flood fill from the border, with a tolerance
+  for JPEG noise), so it compares equal to the transparent original;
+* an integer nearest-neighbour upscale (2x..16x, any phase, also under JPEG noise) is detected
+  from the luma/alpha edge profile and undone by block averaging (exact on clean upscales);
+* the result is cropped to its content (alpha > 0) bounding box.
+
+``prepare(img, size)`` then composites the canonical image onto a fixed grey (transparency is
+never black), scales it by an integer factor with nearest neighbour (never bilinear: pixel art
+stays crisp, a crop keeps the scale of its source), pads it to a square and normalises it
+(float32 CHW) for the ImageNet-trained extractors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+from scipy import ndimage
+
+from ogasearch.extract import images
+
+BACKGROUND = (128, 128, 128)  # where transparency goes before the CNN; never black
+MAX_FACTOR = 16
+MIN_BLOCKS = 4  # an unscaled image keeps at least this many pixels on each side
+# upscale detection (see detect_upscale): mean edge energy inside blocks must be below this
+# fraction of that on block borders, and a factor must keep this share of the grid excess of
+# every finer factor. Chosen on crawl tiles upscaled 2-8x with and without JPEG q60-90 (95%
+# factors right under JPEG, 99% of 1x tiles left alone).
+UNSCALE_RATIO = 0.5
+GRID_KEEP = 0.8
+# a flat border colour covering at least this share of the border is treated as background
+BORDER_SHARE = 0.5
+BORDER_TOLERANCE = 40  # max channel difference to the border colour (JPEG noise)
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """The canonical RGBA pixels and what was undone to reach them."""
+
+    image: Image.Image  # RGBA, upscale undone, cropped to content
+    factor: int  # the upscale that was undone (1: none)
+    background_removed: bool  # an opaque flat background was made transparent
+
+
+def to_rgba(img: Image.Image) -> Image.Image:
+    """First frame of any PIL image as 8-bit RGBA, keeping transparency (palette, tRNS keys,
+    16-bit greys scaled, not clipped): ``extract.images.to_rgba``, the catalog's own rule."""
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    return images.to_rgba(img)
+
+
+def canonical(img: Image.Image) -> Image.Image:
+    """RGBA, flat background removed, integer upscale undone, cropped to the content box."""
+    return canonicalise(img).image
+
+
+def canonicalise(img: Image.Image) -> Canonical:
+    """``canonical`` with the facts of what was undone (for diagnostics and the region path)."""
+    arr = np.array(to_rgba(img), dtype=np.uint8)
+    arr = _clear_hidden(arr)
+    arr = _crop_alpha(arr)
+    removed = False
+    factor, phase_x, phase_y = detect_upscale(arr)
+    if factor > 1:
+        arr = _downscale(arr, factor, phase_x, phase_y)
+    if arr.size and bool((arr[..., 3] == 255).all()):
+        arr, removed = _remove_flat_background(arr)
+        arr = _crop_alpha(arr)
+    if arr.shape[0] == 0 or arr.shape[1] == 0:  # fully transparent: keep one clear pixel
+        arr = np.zeros((1, 1, 4), dtype=np.uint8)
+    return Canonical(Image.fromarray(arr, "RGBA"), factor, removed)
+
+
+def _clear_hidden(arr: np.ndarray) -> np.ndarray:
+    """Zero the colour of fully transparent pixels: what they hide must not matter."""
+    clear = arr[..., 3] == 0
+    if clear.any():
+        arr = arr.copy()
+        arr[clear] = 0
+    return arr
+
+
+def _crop_alpha(arr: np.ndarray) -> np.ndarray:
+    alpha = arr[..., 3]
+    rows = np.flatnonzero(alpha.any(axis=1))
+    cols = np.flatnonzero(alpha.any(axis=0))
+    if rows.size == 0:
+        return arr[:0, :0]
+    return arr[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _edge_signal(arr: np.ndarray) -> np.ndarray:
+    """Luma composited on grey, plus alpha: the channels whose edges reveal block structure.
+
+    Luma rather than RGB because JPEG keeps luma at full resolution but blurs chroma over
+    2x2 pixels, which would blur the block edges that upscale detection looks for."""
+    rgb = arr[..., :3].astype(np.float32)
+    alpha = arr[..., 3:4].astype(np.float32) / 255.0
+    luma = (rgb * alpha + 128.0 * (1.0 - alpha)) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.stack([luma, alpha[..., 0] * 255.0], axis=-1)
+
+
+def _axis_scores(profile: np.ndarray, length: int) -> dict[int, tuple[float, float, int]]:
+    """For each factor k: (grid excess, within/across ratio, phase) at the best phase.
+
+    ``profile[i]`` is the mean edge strength between pixel i and i+1 along one axis. A k-fold
+    nearest upscale with phase p has edges only where (i + 1 - p) % k == 0. The grid excess is
+    the share of all edge energy on those positions, rescaled so that chance (1/k) is 0 and a
+    perfect grid is 1; the ratio compares the mean energy inside blocks to that on borders."""
+    out: dict[int, tuple[float, float, int]] = {}
+    total = float(profile.sum())
+    residues = np.arange(1, profile.size + 1)
+    for k in range(2, MAX_FACTOR + 1):
+        if length < k * MIN_BLOCKS:
+            break
+        sums = np.bincount(residues % k, weights=profile, minlength=k)
+        counts = np.bincount(residues % k, minlength=k)
+        p = int(np.argmax(sums))
+        share = sums[p] / total if total > 0 else 0.0
+        across = sums[p] / counts[p]
+        within = (total - sums[p]) / max(profile.size - counts[p], 1)
+        ratio = within / across if across > 0 else np.inf
+        out[k] = ((share - 1 / k) / (1 - 1 / k), float(ratio), p)
+    return out
+
+
+def detect_upscale(arr: np.ndarray) -> tuple[int, int, int]:
+    """(factor, phase_x, phase_y) of an integer nearest-neighbour upscale; (1, 0, 0) if none.
+
+    Per axis, a factor qualifies when edges inside its blocks are weak next to edges on block
+    borders (ratio < UNSCALE_RATIO) and its grid explains nearly as much edge energy as any
+    finer grid (excess >= GRID_KEEP x the best smaller factor's): a 4x upscale also fits a 2x
+    grid perfectly, but an 8x grid only half as well, and a 13x grid only by chance. The
+    largest factor that qualifies on both axes wins. Works under JPEG noise because noise
+    inside a block is weak next to the edges between pixels of different colours."""
+    h, w = arr.shape[:2]
+    if h < 2 * MIN_BLOCKS or w < 2 * MIN_BLOCKS:
+        return 1, 0, 0
+    sig = _edge_signal(arr)
+    dx = np.abs(np.diff(sig, axis=1)).sum(axis=-1).mean(axis=0)
+    dy = np.abs(np.diff(sig, axis=0)).sum(axis=-1).mean(axis=1)
+    sx = _axis_scores(dx, w)
+    sy = _axis_scores(dy, h)
+    found = (1, 0, 0)
+    for k in sorted(set(sx) & set(sy)):
+        if all(_qualifies(s, k) for s in (sx, sy)):
+            found = (k, sx[k][2], sy[k][2])
+    return found
+
+
+def _qualifies(scores: dict[int, tuple[float, float, int]], k: int) -> bool:
+    excess, ratio, _ = scores[k]
+    if not ratio < UNSCALE_RATIO or excess <= 0:
+        return False
+    return all(excess >= GRID_KEEP * scores[d][0] for d in range(2, k))
+
+
+def _downscale(arr: np.ndarray, k: int, px: int, py: int) -> np.ndarray:
+    """Block means over the detected grid (exact for a clean upscale, denoising under JPEG).
+
+    Colour is averaged weighted by alpha, so transparent pixels in a partly covered block
+    do not darken it."""
+    h, w = arr.shape[:2]
+    ys = np.array(sorted({0, *range(py, h, k)} - {h}))
+    xs = np.array(sorted({0, *range(px, w, k)} - {w}))
+    a = arr[..., 3].astype(np.float64)
+    rgb = arr[..., :3].astype(np.float64) * a[..., None]
+
+    def block_sum(x: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.add.reduceat(x, ys, axis=0), xs, axis=1)
+
+    counts = block_sum(np.ones((h, w)))
+    a_sum = block_sum(a)
+    rgb_sum = block_sum(rgb)
+    alpha = a_sum / counts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        colour = np.where(a_sum[..., None] > 0, rgb_sum / a_sum[..., None], 0.0)
+    out = np.concatenate([colour, alpha[..., None]], axis=-1)
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return _clear_hidden(out)
+
+
+def _remove_flat_background(arr: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Make a flat border-connected background transparent (opaque images only)."""
+    h, w = arr.shape[:2]
+    if h < 3 or w < 3:
+        return arr, False
+    rgb = arr[..., :3].astype(np.int16)
+    border = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
+    colours, counts = np.unique(border, axis=0, return_counts=True)
+    # the border colour with the most border pixels within tolerance of it
+    close = (np.abs(border[None, :, :] - colours[:, None, :]).max(axis=-1) <= BORDER_TOLERANCE).sum(
+        axis=1
+    )
+    del counts
+    best = int(np.argmax(close))
+    if close[best] < BORDER_SHARE * border.shape[0]:
+        return arr, False
+    near = np.abs(rgb - colours[best]).max(axis=-1) <= BORDER_TOLERANCE
+    labels, _ = ndimage.label(near)
+    edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    edge_labels = edge_labels[edge_labels > 0]
+    background = np.isin(labels, edge_labels)
+    if background.all():
+        return arr, False  # a flat image is its own content
+    out = arr.copy()
+    out[background] = 0
+    return out, True
+
+
+def composite(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
+    """RGBA -> RGB over a fixed background colour (``convert('RGB')`` would turn it black)."""
+    base = Image.new("RGBA", img.size, (*background, 255))
+    return Image.alpha_composite(base, img.convert("RGBA")).convert("RGB")
+
+
+def to_square(
+    img: Image.Image, size: int, background: tuple[int, int, int] = BACKGROUND
+) -> Image.Image:
+    """Nearest-neighbour scale into a ``size`` square, centred on ``background``.
+
+    Uses the largest integer factor that fits (so a crop of an image is shown at the scale
+    of the image); only images larger than ``size`` are shrunk (nearest, by a real factor)."""
+    rgb = composite(img, background)
+    w, h = rgb.size
+    factor = size // max(w, h)
+    if factor >= 1:
+        nw, nh = w * factor, h * factor
+    else:
+        scale = size / max(w, h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    rgb = rgb.resize((nw, nh), Image.Resampling.NEAREST)
+    canvas = Image.new("RGB", (size, size), background)
+    canvas.paste(rgb, ((size - nw) // 2, (size - nh) // 2))
+    return canvas
+
+
+def normalise(rgb: Image.Image) -> np.ndarray:
+    """RGB image -> float32 CHW with ImageNet mean/std (what the extractors were trained on)."""
+    x = np.asarray(rgb, dtype=np.float32) / 255.0
+    x = (x - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def prepare_canonical(canon: Image.Image, size: int) -> np.ndarray:
+    """Model input from an already canonical image (region search canonicalises itself)."""
+    return normalise(to_square(canon, size))
+
+
+def prepare(img: Image.Image, size: int) -> np.ndarray:
+    """The model input for any image: ``canonical`` -> grey composite -> nearest square."""
+    return prepare_canonical(canonical(img), size)
+
+
+def flip(img: Image.Image) -> Image.Image:
+    return ImageOps.mirror(img)
+
+
+def pixel_hash(canon: Image.Image) -> str:
+    """sha256 of the canonical RGBA pixels and size: equal for exact copies, upscales and
+    flattenings of one image (what ``images.canonical_sha256`` holds)."""
+    arr = np.ascontiguousarray(np.asarray(canon.convert("RGBA"), dtype=np.uint8))
+    h = hashlib.sha256(f"{arr.shape[1]}x{arr.shape[0]}:".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def structure_hash(canon: Image.Image) -> str | None:
+    """sha256 of the colour-index pattern: each pixel replaced by the order in which its RGBA
+    colour first appears. Equal for any one-to-one recolouring (hue shifts, palette swaps).
+    None for images with fewer than 3 colours, whose pattern says too little to match on."""
+    arr = np.asarray(canon.convert("RGBA"), dtype=np.uint8)
+    flat = arr.reshape(-1, 4).view(np.uint32).ravel()
+    _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    if first.size < 3:
+        return None
+    rank = np.empty_like(first)
+    rank[np.argsort(first)] = np.arange(first.size)
+    labels = rank[inverse].astype(np.uint32)
+    h = hashlib.sha256(f"{arr.shape[1]}x{arr.shape[0]}:{first.size}:".encode())
+    h.update(labels.tobytes())
+    return h.hexdigest()
