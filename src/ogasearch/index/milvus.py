@@ -1,0 +1,235 @@
+"""The vector index in Milvus (a server, a cluster, or a Milvus Lite file), through pymilvus.
+
+One collection per model, named after it, so that switching models never mixes two vector
+spaces; its schema is the whole contract:
+
+    id       INT64 primary key   the catalog's image id
+    vector   FLOAT_VECTOR(dim)   HNSW index, COSINE metric
+    is_tile  BOOL                filtered with a boolean expression
+
+The collection uses Strong consistency, so a search right after an upsert or a delete sees it,
+as it does with the embedded index. Milvus makes inserts durable in its own log when the call
+returns; ``flush`` additionally seals the growing segments so they get indexed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import numpy.typing as npt
+
+from ogasearch.index.base import (
+    Hit,
+    IndexMismatchError,
+    TileFilter,
+    VectorIndex,
+    VectorIndexError,
+)
+
+# Same graph and beam as the embedded index, so the two differ only by where they run.
+HNSW_PARAMS = {"M": 16, "efConstruction": 200}
+DEFAULT_EF = 128
+# Rows per upsert request: 256-d float vectors stay far below gRPC's 64 MiB message limit.
+UPSERT_BATCH = 2_000
+# Ids per delete request (the expression ``id in [...]`` grows with it) and per query page.
+DELETE_BATCH = 10_000
+ITERATOR_BATCH = 10_000
+# Query vectors per search request (Milvus' limit on nq is 16384).
+SEARCH_BATCH = 1_000
+
+_TILE_EXPR = {None: "", "only": "is_tile == true", "exclude": "is_tile == false"}
+
+
+def collection_name(model: str) -> str:
+    """A valid Milvus collection name for ``model``: ``ogasearch_`` + the name, sanitised.
+
+    Milvus allows letters, digits and ``_``. When sanitising changes the name, a short hash of
+    the exact model name is appended so that two models can never share a collection.
+    """
+    clean = re.sub(r"[^A-Za-z0-9_]", "_", model)
+    name = f"ogasearch_{clean}"[:200]
+    if clean != model:
+        name += "_" + hashlib.sha256(model.encode("utf-8")).hexdigest()[:8]
+    return name
+
+
+def client_args(uri: str) -> dict[str, str]:
+    """``MilvusClient`` arguments for an ogasearch vectors URI.
+
+    ``milvus://host:port`` means ``http://host:port``; ``user:password@`` in a URL becomes the
+    token; a path ending in ``.db`` is a Milvus Lite file (made absolute).
+    """
+    if uri.lower().endswith(".db") and "://" not in uri:
+        from pathlib import Path
+
+        return {"uri": str(Path(uri).expanduser().resolve())}
+    parts = urlsplit(uri)
+    scheme = "http" if parts.scheme.lower() == "milvus" else parts.scheme.lower()
+    args: dict[str, str] = {}
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, netloc = netloc.rsplit("@", 1)
+        args["token"] = credentials
+    if parts.port is None and scheme in ("http", "https") and netloc:
+        netloc += ":19530"
+    args["uri"] = urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
+    return args
+
+
+class MilvusIndex(VectorIndex):
+    """Vectors of one model in one Milvus collection (created on first open)."""
+
+    def __init__(self, uri: str, dim: int, model: str, *, ef: int = DEFAULT_EF) -> None:
+        try:
+            from pymilvus import MilvusClient
+        except ImportError as exc:  # pragma: no cover - pymilvus is an optional extra
+            raise VectorIndexError(
+                "a Milvus vector index needs pymilvus: pip install 'ogasearch[milvus]'"
+            ) from exc
+        self.uri = uri
+        self.dim = dim
+        self.model = model
+        self.ef = ef
+        self.collection = collection_name(model)
+        try:
+            self._client = MilvusClient(**client_args(uri))
+        except Exception as exc:
+            raise VectorIndexError(f"cannot connect to Milvus at {uri!r}: {exc}") from exc
+        try:
+            if self._client.has_collection(self.collection):
+                self._check_schema()
+                self._client.load_collection(self.collection)
+            else:
+                self._create()
+        except BaseException:
+            self._client.close()
+            raise
+        self._closed = False
+
+    def _create(self) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(
+            auto_id=False,
+            enable_dynamic_field=False,
+            description=f"ogasearch image vectors of model {self.model}"[:250],
+        )
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        schema.add_field("is_tile", DataType.BOOL)
+        index_params = self._client.prepare_index_params()
+        index_params.add_index(
+            field_name="vector", index_type="HNSW", metric_type="COSINE", params=HNSW_PARAMS
+        )
+        self._client.create_collection(
+            self.collection,
+            schema=schema,
+            index_params=index_params,
+            consistency_level="Strong",
+        )
+
+    def _check_schema(self) -> None:
+        info = self._client.describe_collection(self.collection)
+        fields = {f["name"]: f for f in info.get("fields", [])}
+        if not {"id", "vector", "is_tile"} <= fields.keys():
+            raise VectorIndexError(
+                f"Milvus collection {self.collection!r} at {self.uri} was not made by ogasearch "
+                f"(fields: {sorted(fields)})"
+            )
+        stored_dim = int(fields["vector"].get("params", {}).get("dim", -1))
+        if stored_dim != self.dim:
+            raise IndexMismatchError(
+                f"Milvus collection {self.collection!r} at {self.uri} holds {stored_dim}-d "
+                f"vectors of model {self.model!r}, but {self.dim}-d vectors of model "
+                f"{self.model!r} were asked for; drop the collection to rebuild it"
+            )
+
+    # -- the interface --------------------------------------------------------------------
+
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, is_tile: npt.ArrayLike) -> None:
+        id_arr, vec, tile = self._check_add(ids, vectors, is_tile)
+        self._check_open()
+        for start in range(0, len(id_arr), UPSERT_BATCH):
+            stop = start + UPSERT_BATCH
+            rows = [
+                {"id": i, "vector": v, "is_tile": t}
+                for i, v, t in zip(
+                    id_arr[start:stop].tolist(),
+                    vec[start:stop].tolist(),
+                    tile[start:stop].tolist(),
+                    strict=True,
+                )
+            ]
+            self._client.upsert(self.collection, rows)
+
+    def remove(self, ids: npt.ArrayLike) -> None:
+        id_arr = self._check_ids(ids)
+        self._check_open()
+        for start in range(0, len(id_arr), DELETE_BATCH):
+            batch = id_arr[start : start + DELETE_BATCH].tolist()
+            if batch:
+                self._client.delete(self.collection, ids=batch)
+
+    def search(self, queries: npt.ArrayLike, k: int, tiles: TileFilter = None) -> list[list[Hit]]:
+        self._check_search(k, tiles)
+        q = self._check_vectors(queries, "queries")
+        self._check_open()
+        if k == 0 or not len(q):
+            return [[] for _ in range(len(q))]
+        results: list[list[Hit]] = []
+        params = {"metric_type": "COSINE", "params": {"ef": max(self.ef, k)}}
+        for start in range(0, len(q), SEARCH_BATCH):
+            found = self._client.search(
+                self.collection,
+                data=q[start : start + SEARCH_BATCH].tolist(),
+                filter=_TILE_EXPR[tiles],
+                limit=k,
+                output_fields=["id"],
+                search_params=params,
+            )
+            for hits in found:
+                row = [(int(h["id"]), min(1.0, max(-1.0, float(h["distance"])))) for h in hits]
+                row.sort(key=lambda hit: -hit[1])
+                results.append(row)
+        return results
+
+    def ids(self) -> np.ndarray:
+        self._check_open()
+        iterator = self._client.query_iterator(
+            self.collection, batch_size=ITERATOR_BATCH, filter="", output_fields=["id"]
+        )
+        found: list[int] = []
+        try:
+            while batch := iterator.next():
+                found.extend(int(row["id"]) for row in batch)
+        finally:
+            iterator.close()
+        return np.sort(np.asarray(found, dtype=np.int64))
+
+    def __len__(self) -> int:
+        self._check_open()
+        rows = self._client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def flush(self) -> None:
+        self._check_open()
+        self._client.flush(self.collection)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return f"MilvusIndex({self.uri!r}, collection={self.collection!r}, dim={self.dim})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise VectorIndexError(f"{self!r} is closed")
