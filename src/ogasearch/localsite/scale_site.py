@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from ogasearch.localsite import imaging, packing
-from ogasearch.localsite.model import LICENCES, Comment, Person, Site, SitePage, slugify
+from ogasearch.localsite.model import Comment, Person, Site, SitePage, slugify
 from ogasearch.localsite.packing import Entry
 from ogasearch.localsite.sample_site import SiteBuilder
 
@@ -45,6 +45,11 @@ _TAGS = (
     "dungeon", "roguelike", "tiles", "32x32", "pixel art", "monsters", "items", "walls",
     "floors", "rpg", "fantasy", "top-down", "icons", "characters", "magic",
 )  # fmt: skip
+# Rough shares on OGA: CC0 and CC-BY lead, GPL/LGPL are rare.
+_LICENCE_WEIGHTS = {
+    "CC0": 30, "CC-BY 3.0": 20, "CC-BY-SA 3.0": 15, "CC-BY 4.0": 10, "OGA-BY 3.0": 8,
+    "CC-BY-SA 4.0": 6, "GPL 3.0": 4, "GPL 2.0": 3, "OGA-BY 4.0": 2, "LGPL 2.1": 1, "LGPL 3.0": 1,
+}  # fmt: skip
 _SYLLABLES = ("ka", "ro", "mi", "zen", "ta", "lu", "vor", "pi", "xa", "del", "mo", "qui", "sha")
 
 
@@ -88,6 +93,17 @@ def _source_tiles(source: Path, tile: int) -> Iterator[Tile]:
             yield Tile(image, path.stem, atlas, x, y)
 
 
+def _licences(rng: random.Random) -> tuple[str, ...]:
+    """One to three distinct licences, the first drawn by weight ("any of these")."""
+    names = list(_LICENCE_WEIGHTS)
+    chosen = [rng.choices(names, weights=list(_LICENCE_WEIGHTS.values()))[0]]
+    for _ in range(rng.choice((0, 0, 0, 1, 2))):
+        extra = rng.choice(names)
+        if extra not in chosen:
+            chosen.append(extra)
+    return tuple(chosen)
+
+
 def _people(rng: random.Random, count: int) -> list[str]:
     names: list[str] = []
     while len(names) < count:
@@ -120,7 +136,6 @@ def build_scale_site(
     start = datetime(2009, 1, 1, tzinfo=UTC)
     span = datetime(2025, 1, 1, tzinfo=UTC) - start
     slugs: set[str] = set()
-    licence_names = list(LICENCES)
     for index in range(pages):
         chunk = [tiles[(index * images_per_page + n) % len(tiles)] for n in range(images_per_page)]
         noun = _NOUNS.get(chunk[0].atlas, f"{chunk[0].atlas} sprites")
@@ -174,7 +189,7 @@ def build_scale_site(
                 submitter=submitter,
                 collaborators=collaborators,
                 post_date=when,
-                licences=tuple(rng.sample(licence_names, rng.choice((1, 1, 1, 2, 3)))),
+                licences=_licences(rng),
                 tags=tuple(rng.sample(_TAGS, rng.randint(2, 5))),
                 description=(
                     f"{title}: {len(chunk)} tiles of {tile_size}x{tile_size} pixels.\n\n"

@@ -57,8 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _SiteServer
-    server_version = "Apache"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return "Apache"
 
     def do_GET(self) -> None:
         self._serve("GET")
