@@ -1,0 +1,5 @@
+"""``python -m ogasearch`` = the ``ogasearch`` command."""
+
+from ogasearch.cli import main
+
+main()
