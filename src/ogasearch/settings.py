@@ -37,6 +37,7 @@ class Limits(BaseSettings):
     max_archive_depth: int = 3  # archive inside archive inside archive
     max_image_pixels: int = 64_000_000  # per frame
     max_image_frames: int = 2_000
+    max_tiles_per_sheet: int = 4_096  # tiles cut from one sprite sheet (first in reading order)
     # Search queries (uploads and image URLs) come from anyone who can reach the server.
     max_query_bytes: int = 20 << 20  # an uploaded or fetched query image, encoded
     max_query_pixels: int = 16_000_000  # a query image, decoded (per frame)
