@@ -204,6 +204,7 @@ images = Table(
     # hash of the canonical form (upscale undone, cropped, alpha normalised; set by embed):
     # groups re-uploads of one image and answers exact/near-duplicate queries
     Column("canonical_sha256", String(64)),
+    Column("structure_sha256", String(64)),  # colour-index pattern: equal under recolouring
     Column("format", String(20)),
     Column("mode", String(20)),
     Column("width", Integer, nullable=False),
@@ -217,6 +218,7 @@ images = Table(
     Index("ix_images_sha256", "sha256"),
     Index("ix_images_pixel_sha256", "pixel_sha256"),
     Index("ix_images_canonical_sha256", "canonical_sha256"),
+    Index("ix_images_structure_sha256", "structure_sha256"),
     Index("ix_images_parent", "parent_id"),
     Index("ix_images_tiles_state", "tiles_state"),
     Index("ix_images_embed_state", "embed_state"),
