@@ -8,6 +8,7 @@ as a local mirror of the real site would.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -136,8 +137,9 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 def run(
     engine: Engine, site_url: str, full: bool = False, **kwargs: Any
 ) -> tuple[CrawlStats, PoliteClient]:
-    settings = Settings(site=site_url, delay=0.0, retries=2, recheck_days=0.0)
-    client = make_client(site_url, retries=2, **kwargs)
+    retries = kwargs.pop("retries", 2)
+    settings = Settings(site=site_url, delay=0.0, retries=retries, recheck_days=0.0)
+    client = make_client(site_url, retries=retries, **kwargs)
     with client:
         return crawl(engine, settings, client, full=full), client
 
@@ -164,7 +166,7 @@ def page_files(engine: Engine, slug: str) -> list[Any]:
             select(files)
             .join(pages, pages.c.id == files.c.page_id)
             .where(pages.c.slug == slug)
-            .order_by(files.c.position)
+            .order_by(files.c.kind, files.c.position)
         ).all()
 
 
@@ -584,3 +586,156 @@ def test_crawl_on_postgresql(oga: tuple[OgaModel, LoopbackSite], pg_url: str) ->
         assert (stats.listed, stats.new, stats.changed, stats.gone) == (1, 1, 1, 1)
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# Against the project's local copy of OGA (ogasearch.localsite), checked against its manifest
+
+
+@pytest.fixture
+def local_oga() -> Iterator[Any]:
+    from ogasearch.localsite import build_site, serve_site
+
+    with serve_site(build_site()) as running:
+        yield running
+
+
+def run_local(engine: Engine, running: Any, **kwargs: Any) -> tuple[CrawlStats, PoliteClient]:
+    kwargs.setdefault("retry_after_cap", 0.05)
+    return run(engine, running.base_url, **kwargs)
+
+
+def assert_catalog_matches(engine: Engine, manifest: Any) -> None:
+    """Every page of the manifest is in the catalog as the site shows it, with its files."""
+    with engine.connect() as conn:
+        live = {r.slug: r for r in conn.execute(select(pages).where(pages.c.state == "fetched"))}
+        assert set(live) == {p.slug for p in manifest.pages}
+        for expected in manifest.pages:
+            row = live[expected.slug]
+            assert row.url == expected.url
+            assert (row.title, row.node_id, row.art_type) == (
+                expected.title,
+                expected.node_id,
+                expected.art_type,
+            )
+            shown = expected.post_date.replace(second=0, microsecond=0, tzinfo=None)
+            assert row.post_date.replace(tzinfo=None) == shown  # the page shows minutes
+            assert row.post_date_text == expected.post_date_text
+            assert (row.description or "") == expected.description
+            assert row.attribution == expected.attribution
+            assert row.favorites == expected.favorites
+            assert row.files_unavailable == expected.files_unavailable
+            people = conn.execute(
+                select(authors.c.name, authors.c.url, page_authors.c.role)
+                .join(page_authors, page_authors.c.author_id == authors.c.id)
+                .where(page_authors.c.page_id == row.id)
+                .order_by(page_authors.c.position)
+            ).all()
+            wanted = [(expected.author.name, expected.author.url, "author")]
+            wanted += [(expected.submitter.name, expected.submitter.url, "submitter")]
+            wanted += [(c.name, c.url, "collaborator") for c in expected.collaborators]
+            assert [tuple(p) for p in people] == wanted, expected.slug
+            licence_rows = conn.execute(
+                select(licenses.c.name, licenses.c.url)
+                .join(page_licenses, page_licenses.c.license_id == licenses.c.id)
+                .where(page_licenses.c.page_id == row.id)
+                .order_by(page_licenses.c.position)
+            ).all()
+            assert [tuple(x) for x in licence_rows] == list(
+                zip(expected.licences, expected.licence_urls, strict=True)
+            )
+            tag_names = conn.execute(
+                select(tags.c.name)
+                .join(page_tags, page_tags.c.tag_id == tags.c.id)
+                .where(page_tags.c.page_id == row.id)
+                .order_by(page_tags.c.position)
+            ).scalars()
+            assert list(tag_names) == list(expected.tags)
+            present = conn.execute(
+                select(files).where(files.c.page_id == row.id, files.c.present.is_(True))
+            ).all()
+            truth = manifest.files_of(expected.slug)
+            assert sorted((f.kind, f.position, f.url, f.name) for f in present) == sorted(
+                (f.kind, f.position, f.url, f.name) for f in truth
+            )
+            by_url = {f.url: f for f in present}
+            for f in truth:
+                if f.kind == "file":  # previews show no fid, size or link text on OGA
+                    got = by_url[f.url]
+                    assert (got.fid, got.declared_size, got.link_text) == (
+                        f.fid,
+                        f.declared_size,
+                        f.link_text,
+                    )
+
+
+def test_localsite_crawl_matches_its_manifest(local_oga: Any, engine: Engine) -> None:
+    stats, _ = run_local(engine, local_oga)
+    manifest = local_oga.manifest()
+    assert (stats.listed, stats.new, stats.failed) == (len(manifest.pages), len(manifest.pages), 0)
+    assert_catalog_matches(engine, manifest)
+    assert not any("dlcounter" in r.path for r in local_oga.requests())
+
+    local_oga.clear_requests()
+    before = snapshot(engine, frozenset({"pages.checked_at"}))
+    stats, _ = run_local(engine, local_oga)
+    assert (stats.not_modified, stats.fetched) == (len(manifest.pages), 0)
+    served = [r for r in local_oga.requests() if r.path != "/robots.txt"]
+    assert all(r.header("if-none-match") or r.header("if-modified-since") for r in served)
+    assert {r.status for r in served} == {304}
+    assert snapshot(engine, frozenset({"pages.checked_at"})) == before
+
+
+def test_localsite_changes_are_followed(local_oga: Any, engine: Engine) -> None:
+    run_local(engine, local_oga)
+    site = local_oga.site
+    slugs = [p.slug for p in site.pages()]
+    new_png = Path("/usr/share/crawl/dat/tiles/main.png")
+    data = new_png.read_bytes() if new_png.exists() else slugs[0].encode()
+    site.add_page("Brand new sheet", {"brand new sheet.png": data}, tags=("new",))
+    site.change_page(slugs[3], title="Retitled submission")
+    site.add_file_to_page(slugs[-1], "extra frames.zip", b"PK\x05\x06" + b"\0" * 18)
+    site.remove_page(slugs[5])
+
+    stats, _ = run_local(engine, local_oga)
+
+    assert (stats.listed, stats.new, stats.changed, stats.gone) == (1, 1, 2, 1)
+    assert stats.not_modified == len(slugs) - 3
+    assert_catalog_matches(engine, local_oga.manifest())
+    assert page_row(engine, slugs[5]).state == "gone"
+    assert not any(f.present for f in page_files(engine, slugs[5]))
+
+
+def test_localsite_faults_are_retried(local_oga: Any, engine: Engine) -> None:
+    from ogasearch.localsite import Fault
+
+    local_oga.faults.add(r"^/content/", Fault.error(503, retry_after=30), times=2)
+    local_oga.faults.add(r"^/content/", Fault.truncate(0.3), times=1)
+    local_oga.faults.add(r"^/content/", Fault.drop(), times=1)
+    local_oga.faults.add(r"^/art-search-advanced", Fault.error(500), times=1)
+    stats, client = run_local(engine, local_oga, retries=5)  # 4 faults in a row
+    with engine.connect() as conn:
+        assert conn.execute(select(failures.c.item, failures.c.reason)).all() == []
+    assert stats.failed == 0
+    assert_catalog_matches(engine, local_oga.manifest())
+    statuses = [r.status for r in client.log if r.kind == "page"]
+    assert statuses.count(503) == 2 and statuses.count(500) == 1 and None in statuses
+    pages_log = [r for r in client.log if r.kind == "page"]
+    after_503 = [b.waited for a, b in itertools.pairwise(pages_log) if a.status == 503]
+    assert after_503 == [0.05, 0.05]  # Retry-After: 30, capped at 0.05 s in this test
+
+
+def test_localsite_failures_are_recorded(local_oga: Any, engine: Engine) -> None:
+    from ogasearch.localsite import Fault
+
+    victim = local_oga.site.pages()[2].slug
+    local_oga.faults.add(rf"^/content/{victim}$", Fault.error(500), times=None)
+    stats, _ = run_local(engine, local_oga)
+    assert stats.failed == 1
+    row = page_row(engine, victim)
+    assert (row.state, row.attempts) == ("failed", 1)
+    with engine.connect() as conn:
+        items = conn.execute(select(failures.c.item, failures.c.reason)).all()
+    assert [(i.item, "HTTP 500" in i.reason) for i in items] == [
+        (f"page {local_oga.base_url}/content/{victim}", True)
+    ]

@@ -474,18 +474,20 @@ def _named_id(conn: Connection, table: Table, name: str, url: str | None) -> int
 
 def _write_files(conn: Connection, page_id: int, page: ContentPage) -> None:
     """Upsert the page's files and previews; files no longer linked get ``present = false``."""
-    wanted: list[tuple[str, str, FileLink]] = []
+    wanted: list[tuple[str, str, int, FileLink]] = []  # url, kind, position among its kind
     seen: set[str] = set()
     for kind, links in (("file", page.files), ("preview", page.previews)):
+        position = 0
         for link in links:
             url = link.url  # as given: never re-encoded; the client rebases when fetching
             if url not in seen:
                 seen.add(url)
-                wanted.append((url, kind, link))
+                wanted.append((url, kind, position, link))
+                position += 1
     existing = dict(
         conn.execute(select(files.c.url, files.c.id).where(files.c.page_id == page_id)).all()
     )
-    for position, (url, kind, link) in enumerate(wanted):
+    for url, kind, position, link in wanted:
         values = {
             "name": _clip(file_name_from_url(url), 1000) or "",
             "link_text": _clip(link.link_text, 1000),
