@@ -10,6 +10,12 @@ Two steps, both resumable and idempotent:
    every ``failed`` page with attempts left, conditionally when validators are known. Each
    page is claimed, fetched and written in one transaction: a kill loses at most that page's
    request, and a re-run neither duplicates nor loses a row.
+
+A 304 only touches ``checked_at``; a 200 whose parsed record hashes the same as before changes
+nothing else either. 404/410 makes a page ``gone`` (its files ``present = false``) until the
+listing shows it again. A body with neither a title nor a node id (a maintenance page, a
+markup change) is a failure, not an empty record. File URLs are stored as the page gives them
+(``https://opengameart.org/...`` stays so); the client maps them onto the configured site.
 """
 
 from __future__ import annotations
