@@ -54,9 +54,14 @@ def common_options(func: F) -> F:
     return wrapper
 
 
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return str(value)
+
+
 def _echo_stats(name: str, stats: Any) -> None:
-    data = asdict(stats) if is_dataclass(stats) and not isinstance(stats, type) else stats
-    click.echo(f"{name}: {json.dumps(data, default=str)}")
+    click.echo(f"{name}: {json.dumps(stats, default=_jsonable)}")
 
 
 @click.group()

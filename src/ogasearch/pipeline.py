@@ -49,6 +49,22 @@ class Workspace:
         self._closers.append(client.close)
         return client
 
+    @cached_property
+    def extractor(self):  # type: ignore[no-untyped-def]
+        from ogasearch.embed.stage import open_extractor
+
+        return open_extractor(self.settings)
+
+    @cached_property
+    def index(self):  # type: ignore[no-untyped-def]
+        from ogasearch.index import open_index
+
+        index = open_index(
+            self.settings.vectors, self.settings.data, self.extractor.dim, self.extractor.name
+        )
+        self._closers.append(index.close)
+        return index
+
     def close(self) -> None:
         while self._closers:
             self._closers.pop()()
@@ -84,11 +100,26 @@ def run_tiles(ws: Workspace) -> Any:
     return cut_tiles(ws.engine, ws.settings, ws.store)
 
 
+def run_embed(ws: Workspace) -> Any:
+    from ogasearch.embed.stage import embed
+
+    return embed(ws.engine, ws.settings, ws.store, ws.extractor)
+
+
+def run_index(ws: Workspace) -> Any:
+    from ogasearch.index.stage import index_vectors
+    from ogasearch.search.keywords import refresh_keywords
+
+    return {"vectors": index_vectors(ws.engine, ws.index), "keywords": refresh_keywords(ws.engine)}
+
+
 STAGES: dict[str, Callable[[Workspace], Any]] = {
     "crawl": run_crawl,
     "download": run_download,
     "extract": run_extract,
     "tiles": run_tiles,
+    "embed": run_embed,
+    "index": run_index,
 }
 
 

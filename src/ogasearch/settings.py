@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     )
     recheck_days: float = 7.0  # re-fetch (conditionally) content pages older than this
     workers: int = 1
+    extractor: str = "effnet-lite0-128"  # see ogasearch.embed.extractors.available()
+    embed_batch: int = 64
     worker_id: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     limits: Limits = Field(default_factory=Limits)
     # Let image-URL queries reach private/loopback addresses. Only for tests against a local
