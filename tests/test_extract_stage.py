@@ -34,9 +34,11 @@ from test_archives import (
 
 
 class Env:
-    def __init__(self, root: Path, limits: Limits | None = None) -> None:
+    def __init__(
+        self, root: Path, limits: Limits | None = None, catalog: str | None = None
+    ) -> None:
         self.root = root
-        self.settings = Settings(data=root / "data", limits=limits or Limits())
+        self.settings = Settings(data=root / "data", limits=limits or Limits(), catalog=catalog)
         self.engine: Engine = open_catalog(self.settings.catalog_url)
         self.store = BlobStore(self.settings.store_dir)
         with self.engine.begin() as conn:
@@ -285,6 +287,21 @@ def test_nested_archives(env: Env) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
+@pytest.mark.postgres
+def test_nested_archives_and_rerun_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    env = Env(tmp_path, catalog=pg_url)
+    file_id = env.add_file("pack.zip", nested_pack(tmp_path / "build"))
+    env.add_file("hero.png", colour_png(5))
+    assert env.extract().files == 2
+    assert len(env.members(file_id)) == 7 and len(env.images(file_id)) == 3
+    first = env.snapshot()
+    with env.engine.begin() as conn:
+        conn.execute(update(files).values(state="stored"))
+    env.extract()
+    assert env.snapshot() == first
+    env.assert_consistent()
+
+
 def test_hostile_members_are_refused_and_the_rest_cataloged(env: Env) -> None:
     before = tree(env.root)
     build = env.root / "build"
