@@ -1,0 +1,463 @@
+"""The search service: queries in, results joined to the catalog and grouped by copy.
+
+One ``SearchService`` per process (the web app, the CLI). It reads the catalog and the vector
+index that ``update`` writes, and may run while ``update`` runs: the embedded index is
+re-read when another process has saved a newer generation.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import Connection, and_, func, select
+from sqlalchemy.orm import aliased
+
+from ogasearch.catalog.schema import (
+    authors,
+    embeddings,
+    files,
+    images,
+    licenses,
+    page_authors,
+    page_licenses,
+    pages,
+)
+from ogasearch.catalog.stats import catalog_stats
+from ogasearch.embed.stage import decode_vectors
+from ogasearch.pipeline import Workspace
+from ogasearch.search import keywords
+from ogasearch.search.matching import Match, Matcher
+from ogasearch.search.results import Filters, SearchResponse, SearchResult, Source
+from ogasearch.settings import Settings
+from ogasearch.store.pixels import load_pixels
+
+HASH_COLUMNS = {"canonical": images.c.canonical_sha256, "structure": images.c.structure_sha256}
+REFRESH_SECONDS = 1.0
+
+
+class CatalogHashes:
+    """``HashLookup`` over the catalog: image ids by canonical or structure hash."""
+
+    def __init__(self, service: SearchService) -> None:
+        self.service = service
+
+    def lookup(self, kind: str, value: str) -> list[int]:
+        column = HASH_COLUMNS[kind]
+        with self.service.ws.engine.connect() as conn:
+            rows = conn.execute(
+                select(images.c.id)
+                .where(column == value, images.c.indexed.is_(True))
+                .order_by(images.c.id)
+                .limit(200)
+            )
+            return [int(r) for r in rows.scalars()]
+
+
+class SearchService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ws = Workspace(settings)
+        self._lock = threading.Lock()
+        self._refreshed = 0.0
+        self._matcher: Matcher | None = None
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def by_image(
+        self, image: Image.Image, k: int = 20, filters: Filters | None = None
+    ) -> SearchResponse:
+        start = time.perf_counter()
+        filters = filters or Filters()
+        matches = self.matcher.search(image, k=self._pool(k), tiles=filters.tiles)
+        return self._respond(matches, k, filters, start)
+
+    def similar(self, image_id: int, k: int = 20, filters: Filters | None = None) -> SearchResponse:
+        start = time.perf_counter()
+        filters = filters or Filters()
+        with self.ws.engine.connect() as conn:
+            row = conn.execute(
+                select(images.c.canonical_sha256, embeddings.c.vector, embeddings.c.dim)
+                .select_from(images.outerjoin(embeddings, embeddings.c.image_id == images.c.id))
+                .where(images.c.id == image_id)
+            ).first()
+        if row is None:
+            raise KeyError(image_id)
+        matches: list[Match] = []
+        if row.canonical_sha256:
+            exact = CatalogHashes(self).lookup("canonical", row.canonical_sha256)
+            matches += [Match(i, 1.0, "exact") for i in exact]
+        if row.vector is not None:
+            vector = decode_vectors([row.vector], row.dim)
+            for ident, score in self._index().search(vector, self._pool(k), filters.tiles)[0]:
+                matches.append(Match(ident, float(score), "vector"))
+        if not any(m.id == image_id for m in matches):
+            matches.insert(0, Match(image_id, 1.0, "exact"))
+        return self._respond(matches, k, filters, start)
+
+    def by_text(self, q: str, k: int = 20, filters: Filters | None = None) -> SearchResponse:
+        start = time.perf_counter()
+        filters = filters or Filters()
+        with self.ws.engine.connect() as conn:
+            hits = keywords.search_pages(conn, q, self._pool(k))
+            firsts = self._first_images(conn, [pid for pid, _ in hits], filters)
+        matches = [Match(firsts[pid], score, "text") for pid, score in hits if pid in firsts]  # type: ignore[arg-type]
+        return self._respond(matches, k, filters, start, keep_order=True)
+
+    def image(self, image_id: int) -> SearchResult | None:
+        results = self._results([Match(image_id, 1.0, "exact")], 1, Filters())
+        return results[0] if results else None
+
+    def image_png(self, image_id: int) -> bytes:
+        parent = aliased(images)
+        with self.ws.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    func.coalesce(parent.c.sha256, images.c.sha256).label("blob"),
+                    images.c.parent_id,
+                    images.c.tile_x,
+                    images.c.tile_y,
+                    images.c.tile_w,
+                    images.c.tile_h,
+                )
+                .select_from(images.outerjoin(parent, parent.c.id == images.c.parent_id))
+                .where(images.c.id == image_id)
+            ).first()
+        if row is None:
+            raise KeyError(image_id)
+        box = None if row.parent_id is None else (row.tile_x, row.tile_y, row.tile_w, row.tile_h)
+        pixels = load_pixels(self.ws.store, self.settings.limits, row.blob, box)
+        out = io.BytesIO()
+        pixels.save(out, format="PNG")
+        return out.getvalue()
+
+    def stats(self) -> dict[str, Any]:
+        counts = catalog_stats(self.ws.engine)
+        pages_by_state = counts["pages"]
+        files_by_state = counts["files"]
+        return {
+            "pages": int(pages_by_state.get("fetched", 0)),
+            "files": int(sum(files_by_state.values())),
+            "images": counts["images"],
+            "tiles": counts["tiles"],
+            "indexed": counts["indexed"],
+            "vectors": len(self._index()),
+        }
+
+    def licenses(self) -> list[str]:
+        with self.ws.engine.connect() as conn:
+            return list(conn.execute(select(licenses.c.name).order_by(licenses.c.name)).scalars())
+
+    def close(self) -> None:
+        self.ws.close()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @property
+    def matcher(self) -> Matcher:
+        if self._matcher is None:
+            self._matcher = Matcher(self.ws.extractor, _Refreshing(self), CatalogHashes(self))
+        return self._matcher
+
+    def _index(self):  # type: ignore[no-untyped-def]
+        index = self.ws.index
+        now = time.monotonic()
+        refresh = getattr(index, "refresh", None)
+        if refresh is not None and now - self._refreshed > REFRESH_SECONDS:
+            with self._lock:
+                refresh()
+                self._refreshed = now
+        return index
+
+    @staticmethod
+    def _pool(k: int) -> int:
+        return min(4 * k + 20, 1000)
+
+    def _respond(
+        self,
+        matches: Sequence[Match],
+        k: int,
+        filters: Filters,
+        start: float,
+        keep_order: bool = False,
+    ) -> SearchResponse:
+        results = self._results(matches, k, filters, keep_order)
+        return SearchResponse(results=results, took_ms=(time.perf_counter() - start) * 1000)
+
+    def _first_images(
+        self, conn: Connection, page_ids: list[int], filters: Filters
+    ) -> dict[int, int]:
+        """The first indexed image of each page (files in page order, whole images first)."""
+        if not page_ids:
+            return {}
+        query = (
+            select(files.c.page_id, images.c.id)
+            .join(files, files.c.id == images.c.file_id)
+            .where(files.c.page_id.in_(page_ids), files.c.present.is_(True))
+            .order_by(
+                files.c.page_id,
+                images.c.parent_id.is_not(None),
+                files.c.kind != "file",
+                files.c.position,
+                images.c.id,
+            )
+        )
+        if filters.tiles == "only":
+            query = query.where(images.c.parent_id.is_not(None))
+        elif filters.tiles == "exclude":
+            query = query.where(images.c.parent_id.is_(None))
+        first: dict[int, int] = {}
+        for page_id, image_id in conn.execute(query):
+            first.setdefault(int(page_id), int(image_id))
+        return first
+
+    def _results(
+        self,
+        matches: Sequence[Match],
+        k: int,
+        filters: Filters,
+        keep_order: bool = False,
+    ) -> list[SearchResult]:
+        """Group matches by copy (same canonical pixels), join sources, filter, rank."""
+        if not matches:
+            return []
+        with self.ws.engine.connect() as conn:
+            ids = list(dict.fromkeys(m.id for m in matches))
+            info = _image_rows(conn, ids)
+            keys = {i: _group_key(info[i]) for i in ids if i in info}
+            members = _group_members(conn, {k_ for k_ in keys.values() if k_[0] != "id"})
+            all_ids = set(ids) | {i for group in members.values() for i in group}
+            sources = _sources(conn, all_ids)
+            info.update(_image_rows(conn, [i for i in all_ids if i not in info]))
+        groups: dict[tuple[str, str], SearchResult] = {}
+        order: list[tuple[str, str]] = []
+        for match in matches:
+            if match.id not in keys:
+                continue
+            key = keys[match.id]
+            if key in groups:
+                continue
+            group_ids = members.get(key, [match.id]) if key[0] != "id" else [match.id]
+            group_sources = [sources[i] for i in group_ids if i in sources]
+            if filters.license:
+                group_sources = [s for s in group_sources if filters.license in s.licenses]
+            if filters.art_type:
+                group_sources = [s for s in group_sources if s.art_type == filters.art_type]
+            if not group_sources:
+                continue
+            row = info[match.id]
+            if filters.tiles == "only" and row.parent_id is None:
+                continue
+            if filters.tiles == "exclude" and row.parent_id is not None:
+                continue
+            group_sources.sort(key=_earliest)
+            first = _one_per_page(group_sources, prefer=match.id)
+            primary = next((s for s in first if s.image_id == match.id), first[0])
+            copies = [s for s in first if s is not primary]
+            shown = info.get(primary.image_id, row)
+            groups[key] = SearchResult(
+                image_id=primary.image_id,
+                score=float(match.score),
+                source=primary.source,
+                width=int(shown.width),
+                height=int(shown.height),
+                frames=int(shown.frames),
+                tile=_box(shown),
+                parent_image_id=shown.parent_id,
+                match=match.path,
+                copies=[c.source for c in copies],
+            )
+            order.append(key)
+            if len(order) >= k:
+                break
+        return [groups[key] for key in order]
+
+
+class _Refreshing:
+    """The service's vector index, re-read when ``update`` has saved a newer one."""
+
+    def __init__(self, service: SearchService) -> None:
+        self.service = service
+
+    def search(self, queries: Any, k: int, tiles: Any = None) -> Any:
+        return self.service._index().search(queries, k, tiles)
+
+
+class _SourceRow:
+    """A ``Source`` plus what grouping needs (art type, the image id it belongs to)."""
+
+    __slots__ = ("art_type", "image_id", "source")
+
+    def __init__(self, source: Source, art_type: str | None) -> None:
+        self.source = source
+        self.image_id = source.image_id
+        self.art_type = art_type
+
+    @property
+    def licenses(self) -> list[str]:
+        return self.source.licenses
+
+    @property
+    def post_date(self) -> Any:
+        return self.source.post_date
+
+    @property
+    def page_id(self) -> int:
+        return self.source.page_id
+
+
+def _earliest(s: _SourceRow) -> tuple[Any, ...]:
+    date = s.post_date
+    return (date is None, date.timestamp() if date else 0.0, s.page_id, s.image_id)
+
+
+def _one_per_page(sources: list[_SourceRow], prefer: int) -> list[_SourceRow]:
+    """One source per page, pages in the given order; on its page, ``prefer`` (the image the
+    query matched, e.g. the tile rather than a loose copy of it) wins."""
+    by_page: dict[int, _SourceRow] = {}
+    for s in sources:
+        if s.page_id not in by_page or s.image_id == prefer:
+            by_page[s.page_id] = s
+    return list(by_page.values())
+
+
+def _box(row: Any) -> tuple[int, int, int, int] | None:
+    if row.parent_id is None:
+        return None
+    return (int(row.tile_x), int(row.tile_y), int(row.tile_w), int(row.tile_h))
+
+
+def _group_key(row: Any) -> tuple[str, str]:
+    if row.canonical_sha256:
+        return ("canonical", row.canonical_sha256)
+    return ("id", str(row.id))
+
+
+def _chunks(ids: Iterable[Any], size: int = 500) -> Iterable[list[Any]]:
+    items = list(ids)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _image_rows(conn: Connection, ids: Iterable[int]) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    for chunk in _chunks(ids):
+        for row in conn.execute(
+            select(
+                images.c.id,
+                images.c.parent_id,
+                images.c.canonical_sha256,
+                images.c.width,
+                images.c.height,
+                images.c.frames,
+                images.c.tile_x,
+                images.c.tile_y,
+                images.c.tile_w,
+                images.c.tile_h,
+            ).where(images.c.id.in_(chunk))
+        ):
+            out[int(row.id)] = row
+    return out
+
+
+def _group_members(
+    conn: Connection, keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], list[int]]:
+    """Every image id sharing each group key (all the copies of one picture)."""
+    members: dict[tuple[str, str], list[int]] = defaultdict(list)
+    values = [v for kind, v in keys if kind == "canonical"]
+    for chunk in _chunks(values):
+        for ident, value in conn.execute(
+            select(images.c.id, images.c.canonical_sha256)
+            .where(images.c.canonical_sha256.in_(chunk))
+            .order_by(images.c.id)
+        ):
+            members[("canonical", value)].append(int(ident))
+    return members
+
+
+def _sources(conn: Connection, image_ids: Iterable[int]) -> dict[int, _SourceRow]:
+    """Where each image appears: page, file, archive path, author, licences."""
+    out: dict[int, _SourceRow] = {}
+    page_of: dict[int, int] = {}
+    rows = []
+    for chunk in _chunks(image_ids):
+        rows += conn.execute(
+            select(
+                images.c.id,
+                images.c.archive_path,
+                files.c.url.label("file_url"),
+                files.c.name.label("file_name"),
+                pages.c.id.label("page_id"),
+                pages.c.url.label("page_url"),
+                pages.c.title,
+                pages.c.post_date,
+                pages.c.art_type,
+            )
+            .join(files, files.c.id == images.c.file_id)
+            .join(pages, pages.c.id == files.c.page_id)
+            .where(
+                images.c.id.in_(chunk),
+                files.c.present.is_(True),
+                pages.c.state == "fetched",
+            )
+        ).all()
+    for row in rows:
+        page_of[int(row.id)] = int(row.page_id)
+    page_ids = set(page_of.values())
+    lic: dict[int, list[str]] = defaultdict(list)
+    who: dict[int, tuple[str, str | None]] = {}
+    for chunk in _chunks(page_ids):
+        for pid, name in conn.execute(
+            select(page_licenses.c.page_id, licenses.c.name)
+            .join(licenses, licenses.c.id == page_licenses.c.license_id)
+            .where(page_licenses.c.page_id.in_(chunk))
+            .order_by(page_licenses.c.page_id, page_licenses.c.position)
+        ):
+            lic[int(pid)].append(name)
+        for pid, name, url, _role in conn.execute(
+            select(page_authors.c.page_id, authors.c.name, authors.c.url, page_authors.c.role)
+            .join(authors, authors.c.id == page_authors.c.author_id)
+            .where(
+                page_authors.c.page_id.in_(chunk),
+                and_(page_authors.c.role.in_(("author", "submitter"))),
+            )
+            .order_by(page_authors.c.page_id, page_authors.c.role, page_authors.c.position)
+        ):
+            # "author" sorts before "submitter": the author wins when both exist.
+            who.setdefault(int(pid), (name, url))
+    for row in rows:
+        pid = int(row.page_id)
+        name, url = who.get(pid, (None, None))
+        out[int(row.id)] = _SourceRow(
+            Source(
+                image_id=int(row.id),
+                page_id=pid,
+                page_url=row.page_url,
+                title=row.title,
+                author=name,
+                author_url=url,
+                licenses=lic.get(pid, []),
+                post_date=row.post_date,
+                file_url=row.file_url,
+                file_name=row.file_name,
+                archive_path=row.archive_path or None,
+            ),
+            row.art_type,
+        )
+    return out
+
+
+def vectors_of(service: SearchService, ids: Sequence[int]) -> np.ndarray:
+    """Stored vectors of ``ids`` (for tools and tests)."""
+    with service.ws.engine.connect() as conn:
+        rows = conn.execute(
+            select(embeddings.c.vector, embeddings.c.dim).where(embeddings.c.image_id.in_(ids))
+        ).all()
+    return decode_vectors([r.vector for r in rows], rows[0].dim if rows else 0)
