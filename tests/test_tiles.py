@@ -1,0 +1,506 @@
+"""Cutting sprite sheets into tiles: grid detection on synthetic and real art, and the stage
+on a real SQLite catalog with a real blob store."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import Engine, func, insert, select, update
+
+from ogasearch.catalog import open_catalog
+from ogasearch.catalog.schema import failures, files, images, members, pages
+from ogasearch.extract.images import perceptual_hash, pixel_sha256
+from ogasearch.settings import Limits, Settings
+from ogasearch.store.blobs import BlobStore
+from ogasearch.tiles.grid import TileBox, describe_grid, find_tiles
+from ogasearch.tiles.stage import cut_tiles
+
+CRAWL = Path("/usr/share/crawl/dat/tiles")
+
+
+def _arcade_images() -> Path:
+    import arcade
+
+    return Path(arcade.__file__).parent / "resources" / "assets" / "images"
+
+
+KENNEY = _arcade_images()
+
+needs_crawl = pytest.mark.skipif(not CRAWL.is_dir(), reason="Debian crawl-tiles-data missing")
+
+
+# -- synthetic art -----------------------------------------------------------------------------
+
+
+def colour(seed: int) -> np.ndarray:
+    """A bright colour, different for every seed."""
+    rng = np.random.default_rng(seed)
+    return np.append(rng.integers(40, 256, 3), 255).astype(np.uint8)
+
+
+def blob_sprite(w: int, h: int, seed: int) -> np.ndarray:
+    """An outlined ellipse touching all four sides of a w x h box, with a stripe."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = ((xx - (w - 1) / 2) / (w / 2)) ** 2 + ((yy - (h - 1) / 2) / (h / 2)) ** 2 <= 1
+    out = np.zeros((h, w, 4), dtype=np.uint8)
+    out[inside] = colour(seed)
+    out[inside & (yy % 5 == seed % 5)] = colour(seed + 1000)
+    edge = inside & ~np.pad(inside, 1)[2:, 1:-1] | inside & ~np.pad(inside, 1)[1:-1, 2:]
+    out[edge] = (20, 20, 20, 255)
+    return out
+
+
+def flat_tile(size: int, seed: int) -> np.ndarray:
+    """An opaque tile: a flat colour, a square of another colour, a dark one-pixel outline."""
+    out = np.empty((size, size, 4), dtype=np.uint8)
+    out[:] = colour(seed)
+    rng = np.random.default_rng(seed)
+    a, b = sorted(rng.integers(2, size - 2, 2))
+    out[a : b + 1, a : b + 1] = colour(seed + 500)
+    out[0, :] = out[-1, :] = out[:, 0] = out[:, -1] = (30, 30, 30, 255)
+    return out
+
+
+def sheet(width: int, height: int, fill: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
+    out = np.zeros((height, width, 4), dtype=np.uint8)
+    out[:] = fill
+    return out
+
+
+def paste(canvas: np.ndarray, art: np.ndarray, x: int, y: int) -> None:
+    h, w = art.shape[:2]
+    opaque = art[..., 3] > 0
+    canvas[y : y + h, x : x + w][opaque] = art[opaque]
+
+
+def image(array: np.ndarray) -> Image.Image:
+    return Image.fromarray(array)
+
+
+def boxes_of(img: Image.Image, **kwargs: int) -> list[tuple[int, int, int, int]]:
+    return [(b.x, b.y, b.w, b.h) for b in find_tiles(img, **kwargs)]
+
+
+def grid_sheet(cols: int, rows: int, tile: int, margin: int, spacing: int) -> np.ndarray:
+    """Filled opaque tiles on transparency with a margin and spacing (Tiled's layout)."""
+    pitch = tile + spacing
+    canvas = sheet(2 * margin + cols * pitch - spacing, 2 * margin + rows * pitch - spacing)
+    for j in range(rows):
+        for i in range(cols):
+            paste(canvas, flat_tile(tile, j * cols + i), margin + i * pitch, margin + j * pitch)
+    return canvas
+
+
+# -- grids -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("margin", "spacing"), [(0, 1), (1, 2), (3, 4), (2, 0)])
+def test_grid_with_margin_and_spacing_gives_exact_cells(margin: int, spacing: int) -> None:
+    canvas = grid_sheet(cols=6, rows=4, tile=16, margin=margin, spacing=spacing)
+    pitch = 16 + spacing
+    expected = [
+        (margin + i * pitch, margin + j * pitch, 16, 16) for j in range(4) for i in range(6)
+    ]
+    assert boxes_of(image(canvas)) == expected
+
+
+def test_animation_frames_keep_their_frame_size() -> None:
+    """Sprites of varying size centred in 32x32 frames: the boxes are the frames."""
+    canvas = sheet(8 * 32, 3 * 32)
+    for k in range(24):
+        size = 10 + (k * 7) % 21
+        off = (32 - size) // 2
+        paste(canvas, blob_sprite(size, size, k), (k % 8) * 32 + off, (k // 8) * 32 + off)
+    expected = [(i * 32, j * 32, 32, 32) for j in range(3) for i in range(8)]
+    assert boxes_of(image(canvas)) == expected
+
+
+def test_packed_grid_without_gutters_is_found_from_edges() -> None:
+    """An opaque tile set, tiles side by side with no gutter and no background colour."""
+    canvas = sheet(10 * 16, 7 * 16)
+    for j in range(7):
+        for i in range(10):
+            paste(canvas, flat_tile(16, 100 + j * 10 + i), i * 16, j * 16)
+    expected = [(i * 16, j * 16, 16, 16) for j in range(7) for i in range(10)]
+    assert boxes_of(image(canvas)) == expected
+
+
+def test_opaque_sheet_on_a_key_colour_background() -> None:
+    magenta = (255, 0, 255, 255)
+    canvas = sheet(6 * 24, 3 * 24, fill=magenta)
+    for k in range(18):
+        paste(canvas, blob_sprite(18, 20, k), (k % 6) * 24 + 3, (k // 6) * 24 + 2)
+    found = boxes_of(image(canvas).convert("RGB"))
+    assert len(found) == 18
+    assert {(w, h) for _, _, w, h in found} == {(24, 24)}
+    assert [(x // 24, y // 24) for x, y, _, _ in found] == [(k % 6, k // 6) for k in range(18)]
+
+
+def test_empty_and_repeated_cells_are_dropped_keeping_the_first() -> None:
+    canvas = sheet(6 * 20, 3 * 20)
+    art = {k: blob_sprite(16, 16, k) for k in range(18)}
+    art[7] = art[2]  # repeats of cell 2
+    art[15] = art[2]
+    art[4] = art[9] = None  # empty cells
+    for k, sprite in art.items():
+        if sprite is not None:
+            paste(canvas, sprite, (k % 6) * 20 + 2, (k // 6) * 20 + 2)
+    found = boxes_of(image(canvas))
+    cells = [(x // 20 + 6 * (y // 20)) for x, y, _, _ in found]
+    assert cells == [k for k in range(18) if k not in (4, 9, 7, 15)]
+
+
+def test_transparent_pixels_hiding_different_colours_are_still_repeats() -> None:
+    canvas = sheet(4 * 18 - 2, 16)
+    sprite = blob_sprite(16, 16, 3)
+    hidden = sprite.copy()
+    hidden[0, 0] = (9, 200, 9, 0)  # a corner outside the ellipse: transparent, other RGB
+    for i, art in enumerate([sprite, blob_sprite(16, 16, 4), hidden, blob_sprite(16, 16, 5)]):
+        canvas[:, i * 18 : i * 18 + 16] = art
+    assert boxes_of(image(canvas)) == [(0, 0, 16, 16), (18, 0, 16, 16), (54, 0, 16, 16)]
+
+
+def test_upscaled_sheet_gives_boxes_in_stored_pixels() -> None:
+    small = grid_sheet(cols=5, rows=3, tile=8, margin=0, spacing=1)
+    big = np.repeat(np.repeat(small, 4, axis=0), 4, axis=1)
+    expected = [(i * 36, j * 36, 32, 32) for j in range(3) for i in range(5)]
+    assert boxes_of(image(big)) == expected
+
+
+def test_max_tiles_keeps_the_first_in_reading_order() -> None:
+    canvas = grid_sheet(cols=6, rows=4, tile=16, margin=0, spacing=2)
+    assert boxes_of(image(canvas), max_tiles=5) == [(i * 18, 0, 16, 16) for i in range(5)]
+
+
+def test_cells_smaller_than_the_minimum_are_not_tiles() -> None:
+    canvas = grid_sheet(cols=8, rows=8, tile=6, margin=0, spacing=2)
+    assert find_tiles(image(canvas)) == []
+    assert len(find_tiles(image(canvas), min_size=4)) == 64
+
+
+# -- irregular atlases -------------------------------------------------------------------------
+
+
+def test_irregular_atlas_gives_each_sprite_with_its_detached_pixels() -> None:
+    rng = np.random.default_rng(11)
+    canvas = sheet(300, 200)
+    expected = []
+    x, y, shelf = 4, 4, 0
+    for k in range(14):
+        w, h = (int(v) for v in rng.integers(14, 44, 2))
+        if x + w > 296:
+            x, y, shelf = 4, y + shelf + int(rng.integers(4, 9)), 0
+        paste(canvas, blob_sprite(w, h, 40 + k), x, y)
+        expected.append((x, y, w, h))
+        x += w + int(rng.integers(4, 12))
+        shelf = max(shelf, h)
+    # a sparkle two pixels right of the first sprite belongs to it
+    x0, y0, w0, h0 = expected[0]
+    canvas[y0 + 3 : y0 + 5, x0 + w0 + 2 : x0 + w0 + 4] = (255, 255, 0, 255)
+    expected[0] = (x0, y0, w0 + 4, h0)
+    found = boxes_of(image(canvas))
+    assert sorted(found) == sorted(expected)
+
+
+# -- not sheets --------------------------------------------------------------------------------
+
+
+def test_single_sprite_is_not_a_sheet() -> None:
+    canvas = sheet(64, 64)
+    paste(canvas, blob_sprite(50, 40, 1), 7, 12)
+    assert find_tiles(image(canvas)) == []
+
+
+def test_photo_like_noise_and_gradient_are_not_sheets() -> None:
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    assert find_tiles(Image.fromarray(noise)) == []
+    ramp = np.linspace(0, 255, 320, dtype=np.uint8)
+    gradient = np.stack([np.tile(ramp, (240, 1))] * 3, axis=2)
+    assert find_tiles(Image.fromarray(gradient)) == []
+
+
+def test_tiny_images_are_not_sheets() -> None:
+    assert find_tiles(image(grid_sheet(cols=2, rows=1, tile=6, margin=0, spacing=1))) == []
+    assert find_tiles(Image.new("RGBA", (1, 1))) == []
+
+
+def test_repetitive_texture_is_not_a_tile_set() -> None:
+    """A brick wall: a strong regular pattern, but every cell looks alike."""
+    brick = flat_tile(16, 9)
+    wall = np.tile(brick, (8, 12, 1))
+    assert find_tiles(image(wall)) == []
+
+
+def test_tile_box_round_trips_through_the_catalog_form() -> None:
+    box = TileBox(3, 4, 16, 24)
+    assert str(box) == "3,4,16,24"
+    assert TileBox.parse(str(box)) == box
+    assert box.pil_box == (3, 4, 19, 28)
+    for bad in ("", "1,2,3", "a,b,c,d", "0,0,0,5", "-1,0,4,4"):
+        with pytest.raises(ValueError):
+            TileBox.parse(bad)
+    assert describe_grid([box, box]) == "2 tiles (16x24 x2)"
+
+
+# -- real art ----------------------------------------------------------------------------------
+
+
+def distinct_cells(path: Path, size: int) -> set[tuple[int, int]]:
+    """Positions of the non-empty cells of a size x size grid whose pixels were not seen in an
+    earlier cell (transparent pixels compared as transparent): computed without find_tiles."""
+    rgba = np.array(Image.open(path).convert("RGBA"))
+    rgba[rgba[..., 3] == 0] = 0
+    seen: set[bytes] = set()
+    cells = set()
+    for y in range(0, rgba.shape[0] - size + 1, size):
+        for x in range(0, rgba.shape[1] - size + 1, size):
+            cell = rgba[y : y + size, x : x + size]
+            key = hashlib.sha256(cell.tobytes()).digest()
+            if cell[..., 3].any() and key not in seen:
+                cells.add((x, y))
+            seen.add(key)
+    return cells
+
+
+@needs_crawl
+@pytest.mark.parametrize("name", ["floor.png", "wall.png"])
+def test_crawl_packed_atlases_are_cut_on_their_32_pixel_grid(name: str) -> None:
+    found = find_tiles(Image.open(CRAWL / name))
+    assert {(b.w, b.h) for b in found} == {(32, 32)}
+    assert {(b.x, b.y) for b in found} == distinct_cells(CRAWL / name, 32)
+
+
+@needs_crawl
+def test_crawl_main_atlas_gives_its_sprites() -> None:
+    """main.png packs sprites cropped to their bounding boxes (rltiles' shrink), side by side
+    without gutters: the tiles are the sprites, nearly all at most 32x32, none overlapping."""
+    found = find_tiles(Image.open(CRAWL / "main.png"))
+    assert len(found) >= 800
+    small = [b for b in found if b.w <= 32 and b.h <= 32]
+    assert len(small) >= 0.65 * len(found)
+    assert sum(b.w > 64 or b.h > 64 for b in found) < 0.05 * len(found)
+    mask = np.zeros((1000, 1024), dtype=np.int16)
+    for b in found:
+        mask[b.y : b.y + b.h, b.x : b.x + b.w] += 1
+    assert np.count_nonzero(mask > 1) < 0.05 * mask.size
+
+
+@needs_crawl
+def test_crawl_title_illustrations_and_icons_are_not_sheets() -> None:
+    names = sorted(CRAWL.glob("title_*.png")) + sorted(CRAWL.glob("stone_soup_icon-*.png"))
+    assert len(names) >= 30
+    cut = {p.name: describe_grid(find_tiles(Image.open(p))) for p in names}
+    assert {name: d for name, d in cut.items() if d != "not a sheet"} == {}
+
+
+def test_kenney_tile_sheet_is_cut_into_its_128_pixel_tiles() -> None:
+    path = KENNEY / "spritesheets" / "tiles.png"
+    found = find_tiles(Image.open(path))
+    assert {(b.w, b.h) for b in found} == {(128, 128)}
+    assert {(b.x, b.y) for b in found} == distinct_cells(path, 128)
+
+
+def test_kenney_number_sheet_is_cut_into_its_digits() -> None:
+    found = boxes_of(Image.open(KENNEY / "spritesheets" / "number_sheet.png"))
+    assert found == [(x, y, 16, 16) for y in (0, 16) for x in (0, 16, 32)]
+
+
+@pytest.mark.parametrize(
+    "folder",
+    ["animated_characters", "enemies", "items", "cards", "tiles", "space_shooter", "alien"],
+)
+def test_kenney_single_sprites_are_not_sheets(folder: str) -> None:
+    paths = sorted((KENNEY / folder).rglob("*.png"))
+    assert paths
+    cut = {str(p.relative_to(KENNEY)): describe_grid(find_tiles(Image.open(p))) for p in paths}
+    assert {name: d for name, d in cut.items() if d != "not a sheet"} == {}
+
+
+def test_first_frame_of_an_animation_is_what_is_cut() -> None:
+    frame0 = image(grid_sheet(cols=4, rows=2, tile=16, margin=0, spacing=2))
+    frame1 = Image.new("RGBA", frame0.size, (200, 10, 10, 255))
+    buffer = io.BytesIO()
+    frame0.save(buffer, "GIF", save_all=True, append_images=[frame1])
+    buffer.seek(0)
+    gif = Image.open(buffer)
+    gif.seek(1)
+    assert len(find_tiles(gif)) == 8
+
+
+# -- the stage ---------------------------------------------------------------------------------
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    image(array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class Catalog:
+    """A real SQLite catalog and blob store in a temporary folder, filled by hand."""
+
+    def __init__(self, root: Path, limits: Limits | None = None) -> None:
+        self.settings = Settings(data=root / "data", limits=limits or Limits())
+        self.engine: Engine = open_catalog(self.settings.catalog_url)
+        self.store = BlobStore(self.settings.store_dir)
+        with self.engine.begin() as conn:
+            self.page_id = conn.execute(
+                insert(pages).values(slug="sheets", url="https://opengameart.org/content/sheets")
+            ).inserted_primary_key[0]
+
+    def add_image(
+        self, name: str, data: bytes | None, *, archive_path: str = "", sha256: str | None = None
+    ) -> int:
+        """A file (and member, inside an archive) holding an image, as extract leaves them."""
+        if data is not None:
+            sha256 = self.store.put_bytes(data)
+        assert sha256 is not None
+        with self.engine.begin() as conn:
+            file_id = conn.execute(
+                insert(files).values(
+                    page_id=self.page_id,
+                    url=f"https://opengameart.org/sites/default/files/{name}",
+                    name=name,
+                    state="done",
+                    sha256=sha256,
+                )
+            ).inserted_primary_key[0]
+            member_id = None
+            if archive_path:
+                member_id = conn.execute(
+                    insert(members).values(
+                        file_id=file_id, path=archive_path, kind="image", sha256=sha256
+                    )
+                ).inserted_primary_key[0]
+            return conn.execute(
+                insert(images).values(
+                    file_id=file_id,
+                    member_id=member_id,
+                    archive_path=archive_path,
+                    sha256=sha256,
+                    format="PNG",
+                    width=1,
+                    height=1,
+                )
+            ).inserted_primary_key[0]
+
+    def row(self, image_id: int):  # type: ignore[no-untyped-def]
+        with self.engine.connect() as conn:
+            return conn.execute(select(images).where(images.c.id == image_id)).one()
+
+    def tiles(self, parent_id: int) -> list:  # type: ignore[type-arg]
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(images).where(images.c.parent_id == parent_id).order_by(images.c.id)
+            ).all()
+
+    def count_tiles(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).where(images.c.parent_id.is_not(None))
+            ).scalar_one()
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    cat = Catalog(tmp_path)
+    yield cat
+    cat.engine.dispose()
+
+
+def test_stage_writes_tile_rows_for_sheets_and_nothing_for_single_pictures(
+    catalog: Catalog,
+) -> None:
+    array = grid_sheet(cols=5, rows=3, tile=16, margin=1, spacing=2)
+    sheet_id = catalog.add_image("pack.zip", png_bytes(array), archive_path="pack.zip/a.png")
+    single = sheet(48, 48)
+    paste(single, blob_sprite(40, 30, 3), 4, 9)
+    single_id = catalog.add_image("hero.png", png_bytes(single))
+
+    stats = cut_tiles(catalog.engine, catalog.settings, catalog.store)
+
+    assert (stats.images, stats.sheets, stats.tiles, stats.failed) == (2, 1, 15, 0)
+    parent = catalog.row(sheet_id)
+    assert (parent.tiles_state, parent.error) == ("done", None)
+    assert catalog.row(single_id).tiles_state == "done"
+    assert catalog.tiles(single_id) == []
+    tiles = catalog.tiles(sheet_id)
+    assert [t.box for t in tiles] == [
+        f"{1 + i * 18},{1 + j * 18},16,16" for j in range(3) for i in range(5)
+    ]
+    picture = image(array)
+    for t in tiles:
+        crop = picture.crop((t.tile_x, t.tile_y, t.tile_x + t.tile_w, t.tile_y + t.tile_h))
+        assert t.box == f"{t.tile_x},{t.tile_y},{t.tile_w},{t.tile_h}"
+        assert t.sha256 == t.pixel_sha256 == pixel_sha256(crop)
+        assert t.phash == perceptual_hash(crop)
+        assert (t.file_id, t.member_id, t.archive_path) == (
+            parent.file_id,
+            parent.member_id,
+            "pack.zip/a.png",
+        )
+        assert (t.width, t.height, t.frames) == (16, 16, 1)
+        assert (t.tiles_state, t.embed_state, t.indexed) == ("skipped", "pending", False)
+    assert len({t.sha256 for t in tiles}) == 15
+
+
+def test_stage_is_idempotent_and_never_duplicates_tiles(catalog: Catalog) -> None:
+    sheet_id = catalog.add_image("s.png", png_bytes(grid_sheet(4, 4, 16, 0, 1)))
+    first = cut_tiles(catalog.engine, catalog.settings, catalog.store)
+    assert first.tiles == 16
+    again = cut_tiles(catalog.engine, catalog.settings, catalog.store)
+    assert (again.images, again.tiles) == (0, 0)
+    with catalog.engine.begin() as conn:  # as if the state had been lost: cut once more
+        conn.execute(update(images).where(images.c.id == sheet_id).values(tiles_state="pending"))
+    redo = cut_tiles(catalog.engine, catalog.settings, catalog.store)
+    assert (redo.images, redo.sheets, redo.tiles) == (1, 1, 0)
+    assert catalog.count_tiles() == 16
+    assert catalog.row(sheet_id).tiles_state == "done"
+
+
+def test_stage_copies_the_tiles_of_an_identical_sheet(catalog: Catalog) -> None:
+    data = png_bytes(grid_sheet(3, 2, 16, 0, 2))
+    first = catalog.add_image("a.png", data)
+    second = catalog.add_image("b.png", data)
+    stats = cut_tiles(catalog.engine, catalog.settings, catalog.store)
+    assert (stats.sheets, stats.tiles, stats.copied) == (2, 12, 6)
+    one = [(t.box, t.sha256, t.phash) for t in catalog.tiles(first)]
+    two = [(t.box, t.sha256, t.phash) for t in catalog.tiles(second)]
+    assert one == two and len(one) == 6
+    assert {t.file_id for t in catalog.tiles(second)} == {catalog.row(second).file_id}
+
+
+def test_stage_records_failures_and_goes_on(catalog: Catalog) -> None:
+    corrupt = catalog.add_image("bad.png", b"\x89PNG\r\n\x1a\n but not really a png")
+    missing = catalog.add_image("gone.png", None, sha256=hashlib.sha256(b"absent").hexdigest())
+    good = catalog.add_image("ok.png", png_bytes(grid_sheet(3, 3, 16, 0, 2)))
+
+    stats = cut_tiles(catalog.engine, catalog.settings, catalog.store)
+
+    assert (stats.images, stats.failed, stats.sheets) == (3, 2, 1)
+    bad, gone = catalog.row(corrupt), catalog.row(missing)
+    assert bad.tiles_state == gone.tiles_state == "failed"
+    assert "corrupt" in bad.error or "truncated" in bad.error
+    assert gone.error == "blob missing from the store"
+    assert catalog.row(good).tiles_state == "done"
+    with catalog.engine.connect() as conn:
+        logged = conn.execute(select(failures.c.stage, failures.c.item)).all()
+    assert sorted(logged) == [("tiles", f"image {corrupt}"), ("tiles", f"image {missing}")]
+    assert cut_tiles(catalog.engine, catalog.settings, catalog.store).images == 0
+
+
+def test_stage_honours_the_tile_limit_and_stage_limit(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path, Limits(max_tiles_per_sheet=4))
+    ids = [cat.add_image(f"{k}.png", png_bytes(grid_sheet(5, 2, 16, 0, k + 1))) for k in range(3)]
+    stats = cut_tiles(cat.engine, cat.settings, cat.store, limit=2)
+    assert (stats.images, stats.tiles) == (2, 8)
+    assert [cat.row(i).tiles_state for i in ids] == ["done", "done", "pending"]
+    assert [t.box for t in cat.tiles(ids[0])] == [f"{i * 17},0,16,16" for i in range(4)]
+    cat.engine.dispose()
