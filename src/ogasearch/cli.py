@@ -150,3 +150,92 @@ def stats(settings: Settings) -> None:
 
     with Workspace(settings) as ws:
         click.echo(json.dumps(catalog_stats(ws.engine), indent=2))
+
+
+_stage_command("embed", "Embed every image and tile (pixel-art preprocessing + CNN).")
+_stage_command("index", "Add embedded images to the vector index; refresh keyword search.")
+
+
+@main.command()
+@common_options
+@click.option("--repair/--no-repair", default=True, show_default=True, help="Fix what is found.")
+def check(settings: Settings, repair: bool) -> None:
+    """Compare the catalog with the vector index; repair any mismatch. Exit 1 if not clean."""
+    from ogasearch.index.stage import check as run_check
+    from ogasearch.pipeline import Workspace
+
+    with Workspace(settings) as ws:
+        report = run_check(ws.engine, ws.index, repair=repair)
+    summary = {
+        "indexed_in_catalog": report.indexed_in_catalog,
+        "in_index": report.in_index,
+        "missing_from_index": len(report.missing_from_index),
+        "unknown_in_index": len(report.unknown_in_index),
+        "unmarked_in_index": len(report.unmarked_in_index),
+        "embedded_without_vector": len(report.embedded_without_vector),
+        "clean": report.clean,
+        "repaired": report.repaired,
+    }
+    click.echo(json.dumps(summary))
+    if not report.clean and not repair:
+        sys.exit(1)
+
+
+@main.command()
+@common_options
+@click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--text", "text_query", help="Keyword query instead of an image.")
+@click.option("--similar", type=int, help="Images similar to this catalog image id.")
+@click.option("-k", type=click.IntRange(1, 200), default=10, show_default=True)
+@click.option("--license", "license_name", help="Only results under this licence (e.g. CC0).")
+@click.option("--tiles", type=click.Choice(["only", "exclude"]), help="Only tiles / no tiles.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def search(
+    settings: Settings,
+    image: str | None,
+    text_query: str | None,
+    similar: int | None,
+    k: int,
+    license_name: str | None,
+    tiles: str | None,
+    as_json: bool,
+) -> None:
+    """Search by IMAGE file, by --text keywords, or --similar ID."""
+    from ogasearch.extract.images import ImageRejected, open_image
+    from ogasearch.search.results import Filters
+    from ogasearch.search.service import SearchService
+
+    if sum(x is not None for x in (image, text_query, similar)) != 1:
+        raise click.UsageError("give exactly one of IMAGE, --text or --similar")
+    filters = Filters(license=license_name, tiles=tiles)  # type: ignore[arg-type]
+    service = SearchService(settings)
+    try:
+        if image is not None:
+            try:
+                with open_image(image, settings.limits) as img:
+                    response = service.by_image(img.copy(), k, filters)
+            except ImageRejected as exc:
+                raise click.ClickException(f"{image}: {exc}") from None
+        elif text_query is not None:
+            response = service.by_text(text_query, k, filters)
+        else:
+            try:
+                response = service.similar(int(similar), k, filters)  # type: ignore[arg-type]
+            except KeyError:
+                raise click.ClickException(f"no image with id {similar}") from None
+    finally:
+        service.close()
+    if as_json:
+        click.echo(json.dumps(asdict(response), default=str, indent=2))
+        return
+    for r in response.results:
+        where = r.source.file_name + (
+            f" / {r.source.archive_path}" if r.source.archive_path else ""
+        )
+        tile = f" tile {r.tile}" if r.tile else ""
+        copies = f" (+{len(r.copies)} pages)" if r.copies else ""
+        click.echo(
+            f"{r.score:6.3f} {r.match:<6} #{r.image_id} {r.source.title!r} by {r.source.author} "
+            f"[{', '.join(r.source.licenses)}] {r.source.page_url} {where}{tile}{copies}"
+        )
+    click.echo(f"{len(response.results)} results in {response.took_ms:.1f} ms", err=True)
