@@ -286,7 +286,6 @@ def test_nested_archives(env: Env) -> None:
     env.assert_consistent()
 
 
-@pytest.mark.filterwarnings("ignore:Duplicate name")
 @pytest.mark.postgres
 def test_nested_archives_and_rerun_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     env = Env(tmp_path, catalog=pg_url)
@@ -302,6 +301,7 @@ def test_nested_archives_and_rerun_on_postgresql(tmp_path: Path, pg_url: str) ->
     env.assert_consistent()
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_hostile_members_are_refused_and_the_rest_cataloged(env: Env) -> None:
     before = tree(env.root)
     build = env.root / "build"

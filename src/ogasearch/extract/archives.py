@@ -284,7 +284,7 @@ class _Reader:
         except LimitExceeded as exc:
             entry.state, entry.error = "refused", str(exc)
             raise
-        return self.buffer.raw[:n]
+        return ctypes.string_at(self.buffer, n)
 
     def blocks(self, entry: ArchiveEntry) -> Iterator[bytes]:
         """The member's blocks, refusing it once past max_member_bytes."""
@@ -383,7 +383,9 @@ def _walk(
             if r == ffi.ARCHIVE_EOF:
                 return
             if r < ffi.ARCHIVE_WARN:
-                message = reader.error_message("cannot read the next header")
+                message = reader.error_message(
+                    "truncated or corrupt archive (libarchive gave no reason)"
+                )
                 if "encrypt" in message.lower() or "passphrase" in message.lower():
                     raise ArchiveRefused(f"encrypted archive: {message}")
                 raise ArchiveCorrupt(message)

@@ -20,7 +20,7 @@ A file whose blob is still in the store is fetched conditionally; when the serve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 from sqlalchemy import Engine, Row, and_, func, or_, select, update
 from sqlalchemy.engine import Connection
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from ogasearch.catalog.claims import claim
 from ogasearch.catalog.db import record_failure, utcnow
 from ogasearch.catalog.schema import files
-from ogasearch.crawl.http import GONE_STATUSES, FetchError
+from ogasearch.crawl.http import GONE_STATUSES, Downloaded, FetchError
 from ogasearch.progress import progress
 from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
@@ -36,6 +36,20 @@ from ogasearch.store.records import register_blob
 
 STAGE = "download"
 MAX_ATTEMPTS = 3
+
+
+class Downloader(Protocol):
+    """What this stage needs from the site client (``ogasearch.crawl.http.PoliteClient``)."""
+
+    def download(
+        self,
+        url: str,
+        dest: BinaryIO,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        max_bytes: int,
+    ) -> Downloaded: ...
 
 
 @dataclass
@@ -63,7 +77,12 @@ def _todo() -> Any:
 
 
 def download(
-    engine: Engine, settings: Settings, client: Any, store: BlobStore, *, limit: int | None = None
+    engine: Engine,
+    settings: Settings,
+    client: Downloader,
+    store: BlobStore,
+    *,
+    limit: int | None = None,
 ) -> DownloadStats:
     """Download every pending file (at most ``limit``); each file is tried once per run."""
     store.clean_temp()
@@ -100,7 +119,7 @@ def _download_one(
     conn: Connection,
     row: Row,
     settings: Settings,
-    client: Any,
+    client: Downloader,
     store: BlobStore,
     stats: DownloadStats,
 ) -> None:
@@ -109,7 +128,7 @@ def _download_one(
         with store.writer() as blob:
             got = client.download(
                 row.url,
-                blob,
+                blob,  # type: ignore[arg-type]  # a write-only file-like sink
                 etag=row.etag if have_blob else None,
                 last_modified=row.last_modified if have_blob else None,
                 max_bytes=settings.limits.max_download_bytes,
@@ -168,6 +187,7 @@ def _failed(conn: Connection, row: Row, exc: FetchError, stats: DownloadStats) -
         conn.execute(
             update(files).where(files.c.id == row.id).values(state="gone", error=exc.reason)
         )
+        record_failure(conn, STAGE, f"file {row.url}", f"gone: {exc.reason}")
         return
     stats.failed += 1
     attempts = MAX_ATTEMPTS if exc.permanent else row.attempts + 1
