@@ -194,9 +194,15 @@ def test_404_and_410_are_gone(env: Env, site: Site) -> None:
     assert stats.gone == 2
     assert env.row(missing).state == "gone" and env.row(removed).state == "gone"
     assert env.row(removed).error == "HTTP 410"
-    assert env.failures() == []
+    # A dead link is recorded once, naming the file and the status.
+    gone = sorted((f.stage, f.item, f.reason) for f in env.failures())
+    assert gone == [
+        ("download", f"file {OGA}missing.png", "gone: HTTP 404"),
+        ("download", f"file {OGA}removed.png", "gone: HTTP 410"),
+    ]
     env.run()
     assert len(site.requests) == 2  # not asked again
+    assert len(env.failures()) == 2
 
 
 def test_failures_are_retried_on_later_runs_until_three(env: Env, site: Site) -> None:
