@@ -120,14 +120,14 @@ class BlobStore:
             if blob.discarded:
                 temp_path.unlink()
                 return
-            fileobj.flush()
-            os.fsync(fileobj.fileno())
             sha256 = blob.hexdigest()
             final = self.path(sha256)
             if final.is_file():
                 blob.existed = True
                 temp_path.unlink()
             else:
+                fileobj.flush()
+                os.fsync(fileobj.fileno())
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(temp_path, final)
                 _fsync_dir(final.parent)
