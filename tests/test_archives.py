@@ -135,8 +135,8 @@ class Seen:
 
 
 def walk(path: Path, limits: Limits = LIMITS, **kw: object) -> list[Seen]:
-    """Walk, reading every readable member; the archive's folder must not change."""
-    folder = path.parent
+    """Walk, reading every readable member; nothing may change under the test's tmp_path."""
+    folder = path.parents[2]  # archives are built in tmp_path/work/inner (see ``work``)
     before = tree(folder)
     seen = []
     for entry in walk_archive(path, limits, **kw):  # type: ignore[arg-type]
@@ -498,6 +498,16 @@ def test_corrupt_archives_raise_archive_corrupt(work: Path, make) -> None:  # ty
     with pytest.raises(ArchiveCorrupt) as caught:
         walk(path)
     assert str(caught.value)
+
+
+def test_damaged_tar_header_is_skipped(work: Path) -> None:
+    members = [(name, png_bytes()) for name in ("a.png", "b.png", "c.png")]
+    path = write_tar(work / "damaged.tar", members, "w")
+    data = bytearray(path.read_bytes())
+    second = 512 + -(-len(png_bytes()) // 512) * 512
+    data[second + 148 : second + 156] = b"9999999\x00"  # b.png's header checksum
+    path.write_bytes(bytes(data))
+    assert [(s.path, s.state) for s in walk(path)] == [("a.png", "ok"), ("c.png", "ok")]
 
 
 def test_bad_crc_fails_one_member(work: Path) -> None:

@@ -61,7 +61,11 @@ class Env:
             ).inserted_primary_key[0]
 
     def extract(self) -> Any:
-        return extract(self.engine, self.settings, self.store)
+        """Run the stage; it must write nothing outside the store and the catalog."""
+        before = tree(self.root)
+        stats = extract(self.engine, self.settings, self.store)
+        assert outside_store(self, before) == set()
+        return stats
 
     def file(self, file_id: int) -> Any:
         with self.engine.connect() as conn:

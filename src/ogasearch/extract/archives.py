@@ -382,6 +382,9 @@ def _walk(
             r = _next_header(archive_p, lib_entry._entry_p)
             if r == ffi.ARCHIVE_EOF:
                 return
+            if r == ffi.ARCHIVE_RETRY:  # a damaged header skipped (tar resyncs on the next one)
+                budget.count_entry()
+                continue
             if r < ffi.ARCHIVE_WARN:
                 message = reader.error_message(
                     "truncated or corrupt archive (libarchive gave no reason)"
