@@ -20,9 +20,9 @@ A file whose blob is still in the store is fetched conditionally; when the serve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
-from sqlalchemy import Engine, Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Row, and_, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ogasearch.catalog.claims import claim
@@ -61,7 +61,7 @@ class DownloadStats:
     bytes: int = 0
 
 
-def _todo() -> Any:
+def _todo() -> ColumnElement[bool]:
     """The condition for a file this stage should (re)try."""
     return and_(
         files.c.present.is_(True),
