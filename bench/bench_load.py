@@ -1,0 +1,315 @@
+"""Load test of ``ogasearch serve`` over loopback: concurrent clients, latency, errors, memory.
+
+Bounded on purpose: a fixed number of clients for a fixed time, against 127.0.0.1 only.
+
+    # start a server on a data folder, load it, stop it (default: 20 clients, 30 s, image queries)
+    python bench/bench_load.py --data ./ogasearch-data
+    # heavier, mixed image / keyword / similar queries
+    python bench/bench_load.py --data ./ogasearch-data --clients 50 --duration 60 --mix mixed
+    # against a server already running (give its pid to report its memory)
+    python bench/bench_load.py --data ./ogasearch-data --url http://127.0.0.1:8000 --server-pid 1234
+
+Query images are images of the index, fetched from the server and upscaled 2x (a typical
+"found this sprite somewhere" query); keywords are words of indexed page titles. Reports
+requests, errors by status, throughput, p50/p90/p99/max latency and the server's resident
+memory before and after, and appends them to docs/benchmarks.md with the machine, date and
+command. The client runs on the same machine and takes CPU from the server: the numbers are
+a floor for the server alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import platform
+import random
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from PIL import Image
+from sqlalchemy import create_engine, select
+
+from ogasearch.catalog.schema import images, pages
+from ogasearch.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+MIXES = {
+    "image": {"image": 1.0},
+    "mixed": {"image": 0.5, "text": 0.3, "similar": 0.2},
+}
+
+
+@dataclass
+class Workload:
+    uploads: list[bytes]
+    words: list[str]
+    image_ids: list[int]
+
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    def add(self, kind: str, seconds: float, status: str) -> None:
+        self.latencies.setdefault(kind, []).append(seconds)
+        self.statuses[status] += 1
+
+
+def rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kb = int(re.findall(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[0])
+        memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, IndexError):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs{memory}, Python {platform.python_version()}"
+
+
+def sample_workload(data: Path, base_url: str, count: int, seed: int) -> Workload:
+    """Query material drawn from the data folder's catalog (and its images via the server)."""
+    settings = load_settings(data=data)
+    engine = create_engine(settings.catalog_url)
+    with engine.connect() as conn:
+        whole = [
+            row.id
+            for row in conn.execute(
+                select(images.c.id).where(images.c.parent_id.is_(None), images.c.indexed)
+            )
+        ]
+        every = [row.id for row in conn.execute(select(images.c.id).where(images.c.indexed))]
+        titles = [row.title or "" for row in conn.execute(select(pages.c.title))]
+    engine.dispose()
+    if not every:
+        raise SystemExit(f"{data}: no indexed images; run `ogasearch update` first")
+    rng = random.Random(seed)
+    chosen = rng.sample(whole or every, min(count, len(whole or every)))
+    uploads = []
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        for image_id in chosen:
+            response = client.get(f"/images/{image_id}.png")
+            response.raise_for_status()
+            with Image.open(io.BytesIO(response.content)) as im:
+                big = im.resize((im.width * 2, im.height * 2), Image.Resampling.NEAREST)
+                out = io.BytesIO()
+                big.save(out, "PNG")
+                uploads.append(out.getvalue())
+    words = sorted({w for t in titles for w in re.findall(r"[A-Za-z]{3,}", t)}) or ["art"]
+    return Workload(uploads=uploads, words=words, image_ids=every)
+
+
+async def client_loop(
+    client: httpx.AsyncClient,
+    work: Workload,
+    mix: dict[str, float],
+    k: int,
+    deadline: float,
+    tally: Tally,
+    rng: random.Random,
+) -> None:
+    kinds, weights = list(mix), list(mix.values())
+    while time.monotonic() < deadline:
+        kind = rng.choices(kinds, weights)[0]
+        started = time.perf_counter()
+        try:
+            if kind == "image":
+                files = {"image": ("query.png", rng.choice(work.uploads), "image/png")}
+                response = await client.post("/api/search/image", files=files, data={"k": k})
+            elif kind == "text":
+                q = " ".join(rng.sample(work.words, min(2, len(work.words))))
+                response = await client.get("/api/search/text", params={"q": q, "k": k})
+            else:
+                image_id = rng.choice(work.image_ids)
+                response = await client.get(f"/api/similar/{image_id}", params={"k": k})
+            status = str(response.status_code)
+        except httpx.HTTPError as exc:
+            status = type(exc).__name__
+        tally.add(kind, time.perf_counter() - started, status)
+
+
+async def run_load(
+    base_url: str, work: Workload, clients: int, duration: float, mix: str, k: int, seed: int
+) -> tuple[Tally, float]:
+    tally = Tally()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
+        started = time.monotonic()
+        deadline = started + duration
+        await asyncio.gather(
+            *(
+                client_loop(client, work, MIXES[mix], k, deadline, tally, random.Random(seed + i))
+                for i in range(clients)
+            )
+        )
+        return tally, time.monotonic() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``serve`` on a free loopback port, in its own process (so its memory is its own)."""
+    port = free_port()
+    code = (
+        "import sys; from ogasearch.settings import load_settings; "
+        "from ogasearch.web.server import serve; "
+        "serve(load_settings(data=sys.argv[1]), '127.0.0.1', int(sys.argv[2]))"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code, str(data), str(port)])
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with status {process.returncode}")
+        try:
+            httpx.get(f"{base_url}/api/stats", timeout=5).raise_for_status()
+            return process, base_url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("the server did not start within 120 s")
+
+
+def report(
+    args: argparse.Namespace,
+    tally: Tally,
+    elapsed: float,
+    rss: tuple[float | None, float | None],
+    stats: dict,
+) -> str:
+    everything = [s for values in tally.latencies.values() for s in values]
+    total = len(everything)
+    ok = tally.statuses.get("200", 0)
+    errors = {s: n for s, n in tally.statuses.items() if s != "200"}
+
+    def ms(values: list[float], q: float) -> str:
+        return f"{percentile(values, q) * 1000:.0f}"
+
+    def mb(value: float | None) -> str:
+        return f"{value:.0f} MB" if value is not None else "n/a"
+
+    lines = [
+        f"## Load test, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- Machine: {machine()}",
+        f"- Command: `{' '.join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])}`",
+        f"- Data: {', '.join(f'{k} {v}' for k, v in stats.items() if isinstance(v, int))}",
+        f"- Load: {args.clients} clients for {args.duration:g} s, mix {args.mix}, k={args.k};"
+        " client and server on the same machine",
+        "",
+        "| query | requests | p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind, values in sorted(tally.latencies.items()):
+        lines.append(
+            f"| {kind} | {len(values)} | {ms(values, 50)} | {ms(values, 90)} | {ms(values, 99)}"
+            f" | {max(values) * 1000:.0f} |"
+        )
+    lines.append(
+        f"| all | {total} | {ms(everything, 50)} | {ms(everything, 90)} | {ms(everything, 99)}"
+        f" | {max(everything, default=0) * 1000:.0f} |"
+    )
+    lines += [
+        "",
+        f"Throughput {total / elapsed:.1f} requests/s ({ok} answered 200); errors:"
+        f" {errors or 'none'}. Server RSS {mb(rss[0])} before, {mb(rss[1])} after.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="The data folder served.")
+    parser.add_argument("--url", help="A running server (default: start one on --data).")
+    parser.add_argument("--server-pid", type=int, help="The running server's pid (for RSS).")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=30.0, help="Seconds of load.")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="image")
+    parser.add_argument("-k", type=int, default=20, help="Results per query.")
+    parser.add_argument("--queries", type=int, default=50, help="Distinct query images.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="Report appended here."
+    )
+    parser.add_argument("--no-append", action="store_true", help="Only print the report.")
+    args = parser.parse_args()
+    if args.clients < 1 or args.clients > 200 or args.duration <= 0 or args.duration > 600:
+        parser.error("keep it bounded: 1-200 clients, at most 600 s")
+
+    process = None
+    base_url, pid = args.url, args.server_pid
+    if base_url is None:
+        process, base_url = start_server(args.data)
+        pid = process.pid
+    if httpx.URL(base_url).host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("the load test only runs against a loopback server")
+    try:
+        work = sample_workload(args.data, base_url, args.queries, args.seed)
+        stats = httpx.get(f"{base_url}/api/stats", timeout=30).json()
+        # One of each first: models load and caches fill before the clock starts.
+        asyncio.run(run_load(base_url, work, 1, 2.0, "mixed", args.k, args.seed))
+        before = rss_mb(pid)
+        tally, elapsed = asyncio.run(
+            run_load(base_url, work, args.clients, args.duration, args.mix, args.k, args.seed)
+        )
+        after = rss_mb(pid)
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
+    text = report(args, tally, elapsed, (before, after), stats)
+    print(text)
+    if not args.no_append:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        new = not args.out.exists()
+        with args.out.open("a", encoding="utf-8") as f:
+            if new:
+                f.write("# Benchmarks\n\n")
+            f.write(text + "\n")
+        print(f"appended to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Every error the server answers is JSON ``{"error": CODE, "detail": ...}`` with its status.
+
+FastAPI's own shapes (``{"detail": ...}``) are replaced so that clients read one format:
+validation errors become ``invalid_parameters`` (422) with FastAPI's list of problems as the
+detail, HTTP errors get a code from their status, and an unexpected exception is logged and
+answered 500 without its internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ogasearch.web.query_images import QueryError
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    422: "invalid_parameters",
+    502: "fetch_failed",
+}
+
+
+def error_response(status: int, code: str, detail: object) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": jsonable_encoder(detail)}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QueryError)
+    async def query_error(request: Request, exc: QueryError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {k: v for k, v in problem.items() if k in ("loc", "msg", "type")}
+            for problem in exc.errors()
+        ]
+        return error_response(422, "invalid_parameters", problems)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = CODES.get(exc.status_code, f"http_{exc.status_code}")
+        response = error_response(exc.status_code, code, exc.detail)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("error answering %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "the server failed to answer; see its log")

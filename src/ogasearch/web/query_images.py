@@ -1,0 +1,83 @@
+"""Turning what a visitor sends (uploaded bytes or an image URL) into a checked query image.
+
+Both ways end in ``ogasearch.extract.images.open_image`` with the query limits (pixels per
+frame ``max_query_pixels``), so decompression bombs and unsupported formats are refused in the
+one place that refuses them for the crawl. Every refusal is a :class:`QueryError` carrying the
+HTTP status and a short machine-readable code that the API and the UI both report.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+
+from ogasearch.extract.images import ImageRejected, open_image, sniff_image_format
+from ogasearch.settings import Limits, Settings
+from ogasearch.web.safe_fetch import FetchFailed, FetchTooLarge, UrlRefused, fetch_url
+
+
+class QueryError(Exception):
+    """A query that cannot be answered, with the HTTP status and error code to report."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def query_limits(limits: Limits) -> Limits:
+    """The image limits for queries: the catalog's, with the (smaller) query pixel bound."""
+    pixels = min(limits.max_image_pixels, limits.max_query_pixels)
+    return limits.model_copy(update={"max_image_pixels": pixels})
+
+
+def too_large(size: int | None, limit: int) -> QueryError:
+    said = f"{size} bytes" if size is not None else "larger than the limit"
+    return QueryError(413, "too_large", f"image is {said}; the limit is {limit} bytes")
+
+
+def open_query_image(data: bytes, limits: Limits) -> Image.Image:
+    """Open uploaded or fetched bytes as a loaded image, or raise QueryError (400 or 413)."""
+    if len(data) > limits.max_query_bytes:
+        raise too_large(len(data), limits.max_query_bytes)
+    if not data:
+        raise QueryError(400, "unreadable_image", "the image is empty")
+    try:
+        return open_image(io.BytesIO(data), query_limits(limits))
+    except ImageRejected as exc:
+        raise QueryError(400, "unreadable_image", str(exc)) from None
+
+
+def image_media_type(data: bytes) -> str:
+    """The media type of bytes that ``open_image`` accepted (to serve them back as a preview)."""
+    fmt = sniff_image_format(data[:64]) or "PNG"
+    return {"JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt, f"image/{fmt.lower()}")
+
+
+@dataclass(frozen=True)
+class FetchedQuery:
+    url: str  # after redirects
+    data: bytes
+
+
+def fetch_query_bytes(url: str, settings: Settings) -> FetchedQuery:
+    """Fetch an image URL through the SSRF-safe fetcher; raise QueryError (422, 413 or 502)."""
+    limits = settings.limits
+    try:
+        fetched = fetch_url(
+            url,
+            max_bytes=limits.max_query_bytes,
+            timeout=limits.max_query_seconds,
+            allow_private=settings.allow_private_urls,
+            user_agent=settings.user_agent,
+        )
+    except UrlRefused as exc:
+        raise QueryError(422, "url_refused", str(exc)) from None
+    except FetchTooLarge:
+        raise too_large(None, limits.max_query_bytes) from None
+    except FetchFailed as exc:
+        raise QueryError(502, "fetch_failed", str(exc)) from None
+    return FetchedQuery(url=fetched.url, data=fetched.body)

@@ -1,0 +1,127 @@
+"""The JSON API's documented shapes (a stable contract) and their construction from results.
+
+The search library returns dataclasses (``ogasearch.search.results``); these pydantic models
+are what the API promises, so the library can change without the API changing by accident,
+and FastAPI publishes them in ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ogasearch.search.results import SearchResult, Source
+
+
+class SourceOut(BaseModel):
+    """One page of OpenGameArt that holds the image."""
+
+    image_id: int = Field(description="The image occurrence on this page (a catalog image id).")
+    page_url: str = Field(description="The OpenGameArt content page.")
+    title: str | None
+    author: str | None
+    author_url: str | None
+    licenses: list[str] = Field(description="Licence names; several mean 'any of these'.")
+    post_date: datetime | None = Field(description="When the page was submitted (UTC).")
+    file_url: str = Field(description="The downloadable file that holds the image.")
+    file_name: str
+    archive_path: str | None = Field(description="Path inside the archive, or null.")
+
+
+class ImageOut(BaseModel):
+    """One image (grouped with its identical copies) and where it comes from."""
+
+    image_id: int
+    image_url: str = Field(description="The image as PNG, served by ogasearch.")
+    page_url: str = Field(description="The OpenGameArt page of the best occurrence.")
+    title: str | None
+    author: str | None
+    author_url: str | None
+    licenses: list[str]
+    post_date: datetime | None
+    file_url: str
+    file_name: str
+    archive_path: str | None
+    width: int
+    height: int
+    frames: int
+    tile: tuple[int, int, int, int] | None = Field(
+        description="[x, y, w, h] of a tile in its parent sheet, or null for a whole image."
+    )
+    parent_image_id: int | None = Field(description="The sheet a tile was cut from.")
+    parent_image_url: str | None
+    copies: list[SourceOut] = Field(
+        description="Other pages holding the same image, earliest first."
+    )
+
+
+class ResultOut(ImageOut):
+    score: float = Field(description="Similarity, higher is closer (1.0 for an exact copy).")
+    match: str = Field(description="What found it: exact, near, vector, region or text.")
+
+
+class SearchOut(BaseModel):
+    results: list[ResultOut]
+    took_ms: float = Field(description="Server time for the whole query, in milliseconds.")
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="A short code: unreadable_image, too_large, ...")
+    detail: Any = Field(description="What went wrong, for people (validation errors: a list).")
+
+
+def image_path(image_id: int, root_path: str = "") -> str:
+    return f"{root_path}/images/{image_id}.png"
+
+
+def source_out(source: Source) -> SourceOut:
+    return SourceOut(
+        image_id=source.image_id,
+        page_url=source.page_url,
+        title=source.title,
+        author=source.author,
+        author_url=source.author_url,
+        licenses=list(source.licenses),
+        post_date=source.post_date,
+        file_url=source.file_url,
+        file_name=source.file_name,
+        archive_path=source.archive_path or None,
+    )
+
+
+def _image_fields(result: SearchResult, root_path: str) -> dict[str, Any]:
+    src = result.source
+    return {
+        "image_id": result.image_id,
+        "image_url": image_path(result.image_id, root_path),
+        "page_url": src.page_url,
+        "title": src.title,
+        "author": src.author,
+        "author_url": src.author_url,
+        "licenses": list(src.licenses),
+        "post_date": src.post_date,
+        "file_url": src.file_url,
+        "file_name": src.file_name,
+        "archive_path": src.archive_path or None,
+        "width": result.width,
+        "height": result.height,
+        "frames": result.frames,
+        "tile": tuple(result.tile) if result.tile is not None else None,
+        "parent_image_id": result.parent_image_id,
+        "parent_image_url": (
+            image_path(result.parent_image_id, root_path)
+            if result.parent_image_id is not None
+            else None
+        ),
+        "copies": [source_out(copy) for copy in result.copies],
+    }
+
+
+def image_out(result: SearchResult, root_path: str = "") -> ImageOut:
+    return ImageOut(**_image_fields(result, root_path))
+
+
+def result_out(result: SearchResult, root_path: str = "") -> ResultOut:
+    return ResultOut(**_image_fields(result, root_path), score=result.score, match=result.match)

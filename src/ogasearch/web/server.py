@@ -1,0 +1,52 @@
+"""Running the web application: ``serve`` (the ``ogasearch serve`` command) and a server in a
+background thread for tests, the demo and benchmarks."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from ogasearch.settings import Settings
+from ogasearch.web.app import create_app
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the UI and the API on ``host:port`` until interrupted (uvicorn, one process)."""
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+
+
+@contextmanager
+def running_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` from a background thread; yield its base URL (``port=0``: a free port).
+
+    The socket is bound before the thread starts, so the URL is valid as soon as it is
+    yielded; the server is stopped (and the app's shutdown run) when the block ends.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the web server did not start")
+        time.sleep(0.02)
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    try:
+        yield f"http://{shown}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -1,0 +1,320 @@
+"""The web UI: one server-rendered search page (Jinja2) and the images it shows.
+
+``GET /`` renders a search given in its query string (``q``, ``url``, ``similar`` or
+``upload``, plus ``license``, ``tiles`` and ``page``), so every result page is a link.
+``POST /`` takes the search form (an image file, or text that is either an image URL or
+keywords), keeps an uploaded image in the query cache and redirects to the ``GET`` page.
+Query parameters are read leniently here (a bad ``page`` means page 1): people type URLs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from ogasearch.search.results import Filters, SearchResponse, SearchResult
+from ogasearch.search.service import SearchService
+from ogasearch.settings import Settings
+from ogasearch.web.api import MAX_K, get_service, get_settings
+from ogasearch.web.query_images import (
+    QueryError,
+    fetch_query_bytes,
+    image_media_type,
+    open_query_image,
+    too_large,
+)
+from ogasearch.web.uploads import QueryImageCache
+from ogasearch.web.views import Card, card, licence_class
+
+PAGE_SIZE = 24
+TEMPLATES = Path(__file__).parent / "templates"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_URL_LIKE = re.compile(r"^https?://", re.IGNORECASE)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+templates = Jinja2Templates(
+    env=Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True
+    )
+)
+templates.env.filters["licence_class"] = licence_class
+
+router = APIRouter(include_in_schema=False)
+
+Service = Annotated[SearchService, Depends(get_service)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def get_cache(request: Request) -> QueryImageCache:
+    return request.app.state.query_images
+
+
+Cache = Annotated[QueryImageCache, Depends(get_cache)]
+
+
+@dataclass
+class Query:
+    """The search a page shows, as read from its query string."""
+
+    q: str = ""
+    url: str = ""
+    similar: int | None = None
+    upload: str = ""
+    license: str = ""
+    tiles: str = ""
+    page: int = 1
+
+    @property
+    def mode(self) -> str | None:
+        if self.upload:
+            return "upload"
+        if self.url:
+            return "url"
+        if self.similar is not None:
+            return "similar"
+        if self.q:
+            return "text"
+        return None
+
+    @property
+    def filters(self) -> Filters:
+        tiles = self.tiles if self.tiles in ("only", "exclude") else None
+        return Filters(license=self.license or None, tiles=tiles)  # type: ignore[arg-type]
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """This query as URL parameters (only the set ones), with ``changes`` applied."""
+        values = {
+            "q": self.q if self.mode == "text" else "",
+            "url": self.url if self.mode == "url" else "",
+            "similar": str(self.similar) if self.mode == "similar" else "",
+            "upload": self.upload if self.mode == "upload" else "",
+            "license": self.license,
+            "tiles": self.tiles,
+            "page": str(self.page) if self.page > 1 else "",
+        }
+        values.update({k: "" if v is None else str(v) for k, v in changes.items()})
+        return {k: v for k, v in values.items() if v}
+
+    def link(self, **changes: Any) -> str:
+        params = self.params(**changes)
+        return "/?" + urlencode(params) if params else "/"
+
+    def similar_link(self, image_id: int) -> str:
+        """Images like ``image_id``, with this query's filters."""
+        return Query(similar=image_id, license=self.license, tiles=self.tiles).link()
+
+
+def _int(text: str | None, default: int | None) -> int | None:
+    try:
+        return int(text) if text is not None and text.strip() else default
+    except ValueError:
+        return default
+
+
+def read_query(request: Request) -> Query:
+    p = request.query_params
+    max_page = -(-MAX_K // PAGE_SIZE)
+    page = _int(p.get("page"), 1) or 1
+    upload = p.get("upload", "").strip().lower()
+    return Query(
+        q=p.get("q", "").strip()[:500],
+        url=p.get("url", "").strip(),
+        similar=_int(p.get("similar"), None),
+        upload=upload if _SHA256.match(upload) else "",
+        license=p.get("license", "").strip()[:200],
+        tiles=p.get("tiles", "") if p.get("tiles") in ("only", "exclude") else "",
+        page=min(max(page, 1), max_page),
+    )
+
+
+@dataclass
+class PageState:
+    query: Query
+    cards: list[Card] = field(default_factory=list)
+    error: str | None = None
+    status: int = 200
+    took_ms: float | None = None
+    has_more: bool = False
+    query_image_url: str | None = None
+    query_caption: str | None = None
+
+
+def _run(
+    query: Query, service: SearchService, settings: Settings, cache: QueryImageCache
+) -> tuple[SearchResponse, str | None]:
+    """Run the page's search for enough results to fill its page; also the query preview."""
+    k = min(query.page * PAGE_SIZE, MAX_K)
+    filters = query.filters
+    if query.mode == "upload":
+        data = cache.get(query.upload)
+        if data is None:
+            raise QueryError(404, "expired", "This upload has expired: choose the image again.")
+        with open_query_image(data, settings.limits) as image:
+            return service.by_image(image, k=k, filters=filters), f"/uploads/{query.upload}"
+    if query.mode == "url":
+        cached = cache.for_url(query.url)
+        if cached is None:
+            fetched = fetch_query_bytes(query.url, settings)
+            with open_query_image(fetched.data, settings.limits):
+                pass  # refuse before caching
+            key, data = cache.put(fetched.data, url=query.url), fetched.data
+        else:
+            key, data = cached
+        with open_query_image(data, settings.limits) as image:
+            return service.by_image(image, k=k, filters=filters), f"/uploads/{key}"
+    if query.mode == "similar":
+        assert query.similar is not None
+        try:
+            response = service.similar(query.similar, k=k, filters=filters)
+        except KeyError:
+            raise QueryError(404, "not_found", f"There is no image {query.similar}.") from None
+        return response, f"/images/{query.similar}.png"
+    return service.by_text(query.q, k=k, filters=filters), None
+
+
+def _parent_sizes(service: SearchService, results: list[SearchResult]) -> dict[int, tuple]:
+    sizes: dict[int, tuple[int, int]] = {}
+    for result in results:
+        parent = result.parent_image_id
+        if parent is not None and parent not in sizes:
+            sheet = service.image(parent)
+            if sheet is not None:
+                sizes[parent] = (sheet.width, sheet.height)
+    return sizes
+
+
+def build_page(
+    query: Query, service: SearchService, settings: Settings, cache: QueryImageCache
+) -> PageState:
+    state = PageState(query=query)
+    if query.mode is None:
+        return state
+    started = time.perf_counter()
+    try:
+        response, state.query_image_url = _run(query, service, settings, cache)
+    except QueryError as exc:
+        state.error, state.status = exc.detail, exc.status
+        return state
+    start = (query.page - 1) * PAGE_SIZE
+    shown = response.results[start : start + PAGE_SIZE]
+    sizes = _parent_sizes(service, shown)
+    state.cards = [
+        card(r, settings.site_root, parent_size=sizes.get(r.parent_image_id or -1)) for r in shown
+    ]
+    k = min(query.page * PAGE_SIZE, MAX_K)
+    state.has_more = len(response.results) >= k and k < MAX_K
+    state.took_ms = (time.perf_counter() - started) * 1000
+    return state
+
+
+def render(request: Request, state: PageState, service: SearchService) -> HTMLResponse:
+    query = state.query
+    context = {
+        "state": state,
+        "query": query,
+        "licenses": service.licenses(),
+        "stats": service.stats() if query.mode is None else None,
+        "max_bytes": request.app.state.settings.limits.max_query_bytes,
+        "pages": list(range(1, query.page + 1)),
+        "page_size": PAGE_SIZE,
+    }
+    response = templates.TemplateResponse(request, "search.html", context, status_code=state.status)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def search_page(
+    request: Request, service: Service, settings: AppSettings, cache: Cache
+) -> HTMLResponse:
+    query = read_query(request)
+    return render(request, build_page(query, service, settings, cache), service)
+
+
+@router.post("/", response_class=HTMLResponse)
+async def submit_search(
+    request: Request, service: Service, settings: AppSettings, cache: Cache
+) -> Response:
+    """The search form: an image file wins, then the text (an image URL or keywords), then
+    the current search (hidden fields), re-run with the chosen filters."""
+    limit = settings.limits.max_query_bytes
+    async with request.form(max_files=1, max_fields=20) as form:
+        filters = {
+            "license": str(form.get("license") or "").strip(),
+            "tiles": str(form.get("tiles") or ""),
+        }
+        text = str(form.get("q") or "").strip()
+        upload = form.get("image")
+        data, error = b"", None
+        if isinstance(upload, UploadFile) and upload.size:
+            if upload.size > limit:
+                error = too_large(upload.size, limit)
+            else:
+                data = await upload.read(limit + 1)
+        current = {k: str(form.get(k) or "") for k in ("upload", "similar", "url")}
+    query = Query(**{k: v for k, v in filters.items() if v})  # type: ignore[arg-type]
+    if error is None and data:
+        try:
+            await run_in_threadpool(_check_image, data, settings)
+        except QueryError as exc:
+            error = exc
+        else:
+            key = cache.put(data)
+            return RedirectResponse(Query(upload=key, **filters).link(), status_code=303)
+    if error is not None:
+        state = PageState(query=query, error=error.detail, status=error.status)
+        return await run_in_threadpool(render, request, state, service)
+    if text:
+        target = Query(url=text) if _URL_LIKE.match(text) else Query(q=text)
+    elif current["upload"]:
+        target = Query(upload=current["upload"])
+    elif current["url"]:
+        target = Query(url=current["url"])
+    elif _int(current["similar"], None) is not None:
+        target = Query(similar=_int(current["similar"], None))
+    else:
+        target = Query()
+    target.license, target.tiles = filters["license"], filters["tiles"]
+    return RedirectResponse(target.link(), status_code=303)
+
+
+def _check_image(data: bytes, settings: Settings) -> None:
+    with open_query_image(data, settings.limits):
+        pass
+
+
+@router.get("/images/{image_id}.png")
+def image_png(image_id: int, service: Service) -> Response:
+    """An indexed image (a tile cut from its sheet) as PNG."""
+    try:
+        data = service.image_png(image_id)
+    except KeyError:
+        raise QueryError(404, "not_found", f"no image {image_id}") from None
+    return Response(
+        data, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
+@router.get("/uploads/{key}")
+def query_image(key: str, cache: Cache) -> Response:
+    """A recent query image (uploaded or fetched), shown beside its results."""
+    data = cache.get(key) if _SHA256.match(key) else None
+    if data is None:
+        raise QueryError(404, "not_found", "no such query image (it may have expired)")
+    return Response(
+        data, media_type=image_media_type(data), headers={"Cache-Control": "private, max-age=600"}
+    )
