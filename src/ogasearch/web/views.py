@@ -20,7 +20,7 @@ from ogasearch.search.results import SearchResult, Source
 from ogasearch.web.schemas import image_path
 
 THUMB_BOX = 128
-SHEET_BOX = 128
+SHEET_BOX = 192
 
 
 def fit(width: int, height: int, box: int) -> tuple[int, int]:
