@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from sqlalchemy import Engine, func, insert, select, update
 
@@ -182,6 +184,78 @@ def test_cells_smaller_than_the_minimum_are_not_tiles() -> None:
     canvas = grid_sheet(cols=8, rows=8, tile=6, margin=0, spacing=2)
     assert find_tiles(image(canvas)) == []
     assert len(find_tiles(image(canvas), min_size=4)) == 64
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tile=st.tuples(st.integers(8, 40), st.integers(8, 40)).filter(lambda t: max(t) <= 3 * min(t)),
+    cols=st.integers(1, 8),
+    rows=st.integers(1, 8),
+    margin=st.integers(0, 5),
+    spacing=st.integers(1, 4),
+    magenta=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_any_tiled_layout_gives_exact_cells(
+    tile: tuple[int, int],
+    cols: int,
+    rows: int,
+    margin: int,
+    spacing: int,
+    magenta: bool,
+    seed: int,
+) -> None:
+    """Solid tiles of any size with any margin and spacing, on transparency or a key colour."""
+    tw, th = tile
+    if cols * rows < 3:
+        cols = 3
+    fill = (255, 0, 255, 255) if magenta else (0, 0, 0, 0)
+    canvas = sheet(
+        2 * margin + cols * (tw + spacing) - spacing,
+        2 * margin + rows * (th + spacing) - spacing,
+        fill=fill,
+    )
+    cells = []
+    for j in range(rows):
+        for i in range(cols):
+            x, y = margin + i * (tw + spacing), margin + j * (th + spacing)
+            paste(canvas, flat_tile(max(tw, th), seed + j * cols + i)[:th, :tw].copy(), x, y)
+            cells.append((x, y, tw, th))
+    picture = image(canvas).convert("RGB") if magenta else image(canvas)
+    assert boxes_of(picture) == cells
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    frame=st.sampled_from([(16, 16), (24, 24), (32, 32), (32, 48), (48, 48), (64, 64)]),
+    cols=st.integers(2, 8),
+    rows=st.integers(1, 5),
+    data=st.data(),
+)
+def test_any_frame_layout_gives_one_box_per_sprite(
+    frame: tuple[int, int], cols: int, rows: int, data: st.DataObject
+) -> None:
+    """Sprites of any size anywhere inside their frames (at least a pixel from the edge):
+    every sprite lies in exactly one box and no box holds two."""
+    tw, th = frame
+    if cols * rows < 3:  # two frames are too few to tell a sheet from one picture
+        cols = 3
+    canvas = sheet(cols * tw, rows * th)
+    sprites = []
+    for k in range(cols * rows):
+        sw = data.draw(st.integers(tw // 2, tw - 2))
+        sh = data.draw(st.integers(th // 2, th - 2))
+        ox = data.draw(st.integers(1, tw - sw - 1))
+        oy = data.draw(st.integers(1, th - sh - 1))
+        x, y = (k % cols) * tw + ox, (k // cols) * th + oy
+        paste(canvas, blob_sprite(sw, sh, 300 + k), x, y)
+        sprites.append((x, y, sw, sh))
+    found = boxes_of(image(canvas))
+    assert len(found) == len(sprites)
+    for x, y, w, h in sprites:
+        holders = [b for b in found if b[0] <= x and b[1] <= y]
+        holders = [b for b in holders if b[0] + b[2] >= x + w and b[1] + b[3] >= y + h]
+        assert len(holders) == 1
 
 
 # -- irregular atlases -------------------------------------------------------------------------

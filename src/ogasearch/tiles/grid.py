@@ -52,6 +52,8 @@ MAX_COMPONENTS = 100_000  # more connected components than this: noise, not an a
 
 _BORDER_SHARE = 0.9  # share of the border a background colour must cover
 _BACKGROUND_SHARE = 0.3  # ... and of the whole picture, unless it is a key colour
+_GUTTER_LINES = 2  # one-colour inner lines that make a margin-less sheet's background
+_STRIP = 64  # lines read at a time when looking for an upscale
 _KEY_MARGIN = 16  # key colours: every channel this close to 0 or 255 ...
 _KEY_SATURATION = 200  # ... or this far between the largest and smallest channel
 _LOSSY_TOLERANCE = 32  # per-channel distance still counted as background in JPEG images
@@ -59,18 +61,23 @@ _CROSSING_SHARE = 0.005  # a gutter cut may cross the content of this share of t
 _CLEAN_CUTS = 0.75  # ... but this share of the cuts must cross nothing
 _FEW_CELLS = 3  # grids with this few cells along an axis need cells of similar art extent
 _UNKEYED_MIN_CELLS = 4  # cells per axis a grid on a non-key background colour needs
-_MAX_PARTS_PER_CELL = 2  # median tile-sized components per grid cell, at most
+_MAX_PARTS_PER_CELL = 1  # median sprites per grid cell, at most ...
+_SPRITE_SHARE = 4  # ... counting components at least 1/4 of the cell's largest
 _FILLED = 0.9  # grid cells whose art fills this share of its common extent: solid tiles
 _MAX_BANDS = 2  # median separate runs of art per cell along an axis, at most
+_DRIFT = 0.1  # pitches whose art moves this share of a period more still compete
+_MAX_ASPECT = 4  # grid cells are at most this many times longer than wide
 _SIMILAR_EXTENT = 0.5  # ... the smallest at least this share of the largest
-_MAX_EMPTY_SEGMENTS = 0.2  # empty grid rows/columns allowed, as a share of non-empty ones
+_MAX_EMPTY_SEGMENTS = 0.5  # empty grid rows/columns allowed, as a share of non-empty ones
 _SINGLE_AXIS_RATIO = 2.5  # a one-cell axis may be at most this many times the other pitch
 _EDGE_RATIO = 1.5  # edge grids: cut lines this many times stronger than other lines
 _EDGE_RATIO_LOSSY = 3.0  # ... in JPEG images (8x8 block edges must not look like a grid)
 _EDGE_STRONG = 1.25  # a cut line is strong when this many times the mean of other lines
 _EDGE_CONSISTENT = 0.75  # share of the cut lines that must be strong
-_EDGE_MIN_CELLS = 3  # a pitched axis of an edge grid has at least three cells ...
-_EDGE_MIN_LONG = 5  # ... and one axis at least five
+_EDGE_MIN_CELLS = 2  # a pitched axis of an edge grid has at least two cells ...
+_EDGE_MIN_LONG = 5  # ... and one axis at least five (a single tile's pattern may look like
+_EDGE_MIN_LONG_ALPHA = 5  # four), on transparency or a key colour as well
+_EDGE_TIE = 0.9  # a size that tiles the side wins over a better one this close
 _EDGE_KEEP = 0.75  # a smaller cell size wins if its ratio is this close to the best one
 _EDGE_SIZES = (8, 16, 24, 32, 48, 64, 96, 128, 256)
 _EDGE_DENSITY = 0.5  # edge grids are for packed sheets: this share of the picture is art
@@ -156,8 +163,8 @@ def find_tiles(
     height, width = rgba.shape[:2]
     if min(width, height) < min_size or max(width, height) < 2 * min_size:
         return []
-    rgba[rgba[..., 3] == 0] = 0
-    pixels = rgba.view(np.uint32)[..., 0]
+    pixels = rgba.view(np.uint32)[..., 0]  # one RGBA pixel per value, a view of rgba
+    pixels[rgba[..., 3] == 0] = 0  # transparent is transparent, whatever RGB it hides
     fy, fx = _upscale_factor(pixels, 0), _upscale_factor(pixels, 1)
     if fy > 1 or fx > 1:
         rgba = np.ascontiguousarray(rgba[::fy, ::fx])
@@ -182,16 +189,19 @@ def _upscale_factor(pixels: np.ndarray, axis: int) -> int:
     """The integer factor f such that every run of equal lines along ``axis`` is f long.
 
     An image upscaled by nearest neighbour only changes between lines at multiples of f.
+    Read in strips, stopping as soon as the factor is 1 (most pictures, early).
     """
     size = pixels.shape[axis]
-    if axis == 0:
-        changes = (pixels[1:] != pixels[:-1]).any(axis=1)
-    else:
-        changes = (pixels[:, 1:] != pixels[:, :-1]).any(axis=0)
-    positions = np.flatnonzero(changes) + 1
-    if positions.size == 0:
-        return 1
-    factor = int(np.gcd.reduce(np.append(positions, size)))
+    factor = size
+    lines = pixels if axis == 1 else pixels.T
+    for top in range(0, lines.shape[0], _STRIP):
+        strip = lines[top : top + _STRIP]
+        changes = (strip[:, 1:] != strip[:, :-1]).any(axis=0)
+        positions = np.flatnonzero(changes) + 1
+        if positions.size:
+            factor = int(np.gcd.reduce(np.append(positions, factor)))
+        if factor == 1:
+            return 1
     return factor if 2 <= factor <= MAX_UPSCALE else 1
 
 
@@ -212,9 +222,13 @@ def _foreground(
     border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
     values, counts = np.unique(border, return_counts=True)
     best = int(counts.argmax())
-    if counts[best] < _BORDER_SHARE * border.size:
+    candidates = [values[best]] if counts[best] >= _BORDER_SHARE * border.size else []
+    gutter = _gutter_colour(pixels)
+    if gutter is not None:
+        candidates.insert(0, gutter)
+    if not candidates:
         return None, False
-    background = values[best]
+    background = candidates[0]
     colour = np.array([background], dtype=np.uint32).view(np.uint8)
     if not lossy:
         mask = pixels != background
@@ -229,6 +243,33 @@ def _foreground(
     if np.count_nonzero(~mask) < _BACKGROUND_SHARE * mask.size:
         return None, False
     return mask, False
+
+
+def _gutter_colour(pixels: np.ndarray) -> np.uint32 | None:
+    """The key colour of the one-colour rows and columns between the tiles of an opaque
+    sheet whose tiles touch its border (no margin), or None.
+
+    Only lines inside the picture count (not the runs along its edges, such as a tile's
+    own sky or snow), and at least two of them must share the colour.
+    """
+    lines: list[np.uint32] = []
+    for grid in (pixels, pixels.T):
+        uniform = (grid == grid[:, :1]).all(axis=1)
+        inner = np.flatnonzero(uniform)
+        edge_runs = set()
+        for run in (range(grid.shape[0]), range(grid.shape[0] - 1, -1, -1)):
+            for index in run:
+                if not uniform[index]:
+                    break
+                edge_runs.add(index)
+        lines += [grid[r, 0] for r in inner if r not in edge_runs]
+    if len(lines) < _GUTTER_LINES:
+        return None
+    values, counts = np.unique(np.array(lines, dtype=np.uint32), return_counts=True)
+    for k in np.argsort(-counts, kind="stable"):
+        if counts[k] >= _GUTTER_LINES and _is_key_colour(values[k : k + 1].view(np.uint8)[:3]):
+            return values[k]
+    return None
 
 
 def _is_key_colour(rgb: np.ndarray) -> bool:
@@ -266,14 +307,15 @@ class _Parts:
         return self._boxes
 
     def per_cell(self, xs: _Segments, ys: _Segments) -> float:
-        """Median number of tile-sized components whose centre lies in a non-empty cell."""
+        """Median number of sprites per non-empty cell: tile-sized components whose centre
+        lies in the cell and whose box is at least a quarter of the cell's largest (debris
+        around a sprite does not count, a second sprite does)."""
         boxes = self.boxes
         if boxes is None:
             return 0.0
-        big = ((boxes[:, 2] - boxes[:, 0]) >= self.min_size) & (
-            (boxes[:, 3] - boxes[:, 1]) >= self.min_size
-        )
-        boxes = boxes[big]
+        widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        big = (widths >= self.min_size) & (heights >= self.min_size)
+        boxes, areas = boxes[big], (widths * heights)[big]
         if boxes.size == 0:
             return 0.0
         cx = (boxes[:, 0] + boxes[:, 2]) // 2
@@ -284,9 +326,14 @@ class _Parts:
         inside &= cx < xs.ends[np.clip(col, 0, None)]
         inside &= cy < ys.ends[np.clip(row, 0, None)]
         cells = row[inside] * xs.starts.size + col[inside]
-        counts = np.bincount(cells)
-        counts = counts[counts > 0]
-        return float(np.median(counts)) if counts.size else 0.0
+        areas = areas[inside]
+        if cells.size == 0:
+            return 0.0
+        largest = np.zeros(int(cells.max()) + 1, dtype=np.int64)
+        np.maximum.at(largest, cells, areas)
+        sprites = cells[areas * _SPRITE_SHARE >= largest[cells]]
+        counts = np.bincount(sprites)
+        return float(np.median(counts[counts > 0]))
 
 
 # -- regular grids -----------------------------------------------------------------------------
@@ -312,7 +359,9 @@ def _grid_tiles(
     x0, y0, x1, y1 = _art_bounds(mask, rgba.shape)
     inner = mask[y0:y1, x0:x1] if mask is not None else None
     if inner is None or np.count_nonzero(inner) >= _EDGE_DENSITY * inner.size:
-        grid = _edge_grid(np.ascontiguousarray(rgba[y0:y1, x0:x1]), lossy, min_size)
+        long = _EDGE_MIN_LONG_ALPHA if mask is not None and keyed else _EDGE_MIN_LONG
+        region = np.ascontiguousarray(rgba[y0:y1, x0:x1])
+        grid = _edge_grid(region, lossy, min_size, long)
         if grid is not None:
             candidates.append(([(x + x0, y + y0, w, h) for x, y, w, h in grid], True))
     best: list[tuple[int, int, int, int]] | None = None
@@ -349,8 +398,11 @@ def _gutter_grid(
         return None  # a plain colour that may be a texture's body: only clear grids count
     xs = _axis_segments(ax, width)
     ys = _axis_segments(ay, height)
-    if not _single_axis_ok(ax, xs, ay, ys):
+    if not _single_axis_ok(ax, cols, ay, rows):
         return None
+    cell_w, cell_h = float(np.median(xs.ends - xs.starts)), float(np.median(ys.ends - ys.starts))
+    if max(cell_w, cell_h) > _MAX_ASPECT * min(cell_w, cell_h):
+        return None  # strips, not tiles: rows of an atlas, lines of text
     if parts.per_cell(xs, ys) > _MAX_PARTS_PER_CELL:
         return None  # cells hold several sprites each: a multiple of a grid not found
     # Whole periods (the frames an artist drew sprites in) or the art's common extent in a
@@ -397,7 +449,7 @@ def _gutter_axis(
     clearance[: lo + 1] = np.inf
     clearance[hi:] = np.inf
     filled = np.concatenate([[0], np.cumsum(occupied)])
-    best: tuple[tuple[int, int, bool, float], _GutterAxis] | None = None
+    found: list[tuple[int, int, int, bool, float, _GutterAxis]] = []
     for pitch in range(min_size, min(hi - lo, MAX_PITCH) + 1):
         padded = _pad(clearance, pitch, np.inf).reshape(-1, pitch).min(axis=0)
         ok = padded >= 0
@@ -417,16 +469,42 @@ def _gutter_axis(
         art = filled[edges[1:]] - filled[edges[:-1]]
         busy = int(np.count_nonzero(art))
         empty = count - busy
-        if busy < 2 or empty > _MAX_EMPTY_SEGMENTS * busy:
+        if busy < 2 or empty > max(1.0, _MAX_EMPTY_SEGMENTS * busy):
             continue
         if count <= _FEW_CELLS and not _similar_extents(occupied, edges):
             continue
         if _bands_per_cell(occupied, edges) > _MAX_BANDS:
             continue  # each cell holds several separate things: a multiple of a finer grid
-        key = (busy, -empty, exact, float(padded[offset]))
-        if best is None or key > best[0]:
-            best = (key, _GutterAxis(pitch, offset, first, count, exact))
-    return None if best is None else best[1]
+        bases = offset + (first + np.arange(count)) * pitch
+        head = np.searchsorted(lines, edges[:-1])
+        tail = np.searchsorted(lines, edges[1:]) - 1
+        has = head <= tail
+        starts = lines[head[has]] - bases[has]
+        ends = lines[tail[has]] - bases[has]
+        spread = int(np.ptp(starts) + np.ptp(ends))
+        axis = _GutterAxis(pitch, offset, first, count, exact)
+        found.append((busy, empty, spread, exact, float(padded[offset]), axis))
+    return _best_cut(found)
+
+
+def _best_cut(found: list[tuple[int, int, int, bool, float, _GutterAxis]]) -> _GutterAxis | None:
+    """The most cells; then art at the same place in every period (with a wrong pitch the
+    art drifts a little more in each period); among pitches about as steady, one that tiles
+    the picture, then fewer empty cells, then the steadiest, then the widest gaps.
+
+    ``found`` holds (cells with art, empty cells, spread, tiles the picture, clearance,
+    axis), the spread being how much the art's first and last line move between periods.
+    """
+    if not found:
+        return None
+    most = max(f[0] for f in found)
+    found = [f for f in found if f[0] == most]
+    steadiest = min(found, key=lambda f: f[2])
+    # Art that sits exactly still (solid tiles) pins the pitch; sprites that vary from frame
+    # to frame leave a little slack for the pitch that tiles the picture.
+    slack = max(1.0, _DRIFT * steadiest[5].pitch) if steadiest[2] else 0.0
+    near = [f for f in found if f[2] <= steadiest[2] + slack]
+    return max(near, key=lambda f: (f[3], -f[1], -f[2], f[4]))[5]
 
 
 def _similar_extents(occupied: np.ndarray, edges: np.ndarray) -> bool:
@@ -465,15 +543,21 @@ def _axis_segments(axis: _GutterAxis | None, size: int) -> _Segments:
 
 
 def _single_axis_ok(
-    ax: _GutterAxis | None, xs: _Segments, ay: _GutterAxis | None, ys: _Segments
+    ax: _GutterAxis | None, cols: np.ndarray, ay: _GutterAxis | None, rows: np.ndarray
 ) -> bool:
     """A one-cell axis (a strip of frames) must be short next to the other axis's pitch:
     rows of sprites without columns are shelves of an atlas, not a grid."""
     if ax is None and ay is not None:
-        return int(xs.ends[0] - xs.starts[0]) <= _SINGLE_AXIS_RATIO * ay.pitch
+        return _extent(cols) <= _SINGLE_AXIS_RATIO * ay.pitch
     if ay is None and ax is not None:
-        return int(ys.ends[0] - ys.starts[0]) <= _SINGLE_AXIS_RATIO * ax.pitch
+        return _extent(rows) <= _SINGLE_AXIS_RATIO * ax.pitch
     return True
+
+
+def _extent(occupied: np.ndarray) -> int:
+    """Lines from the first to the last one holding art."""
+    lines = np.flatnonzero(occupied)
+    return int(lines[-1] - lines[0] + 1) if lines.size else 0
 
 
 def _trimmed(mask: np.ndarray, own: _Segments, other: _Segments, axis_no: int) -> _Segments:
@@ -498,14 +582,26 @@ def _trimmed(mask: np.ndarray, own: _Segments, other: _Segments, axis_no: int) -
 
 def _fill_ratio(mask: np.ndarray, xs: _Segments, ys: _Segments) -> float:
     """Median share of art pixels in the grid's non-empty cells (1.0: solid tiles)."""
-    table = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
-    table[1:, 1:] = mask.cumsum(axis=0, dtype=np.int64).cumsum(axis=1)
-    y0, y1 = ys.starts[:, None], ys.ends[:, None]
-    x0, x1 = xs.starts[None, :], xs.ends[None, :]
-    art = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
-    area = (y1 - y0) * (x1 - x0)
+    art = _block_sums(_block_sums(mask, ys, axis=0), xs, axis=1)
+    area = (ys.ends - ys.starts)[:, None] * (xs.ends - xs.starts)[None, :]
     busy = (art > 0) & (area > 0)
     return float(np.median(art[busy] / area[busy])) if busy.any() else 0.0
+
+
+def _block_sums(values: np.ndarray, segments: _Segments, axis: int) -> np.ndarray:
+    """Sums of ``values`` over each segment ``[start, end)`` along ``axis``."""
+    pad = [(0, 0)] * values.ndim
+    pad[axis] = (0, 1)
+    padded = np.pad(values, pad)  # an index equal to the side is valid for reduceat
+    bounds = np.stack([segments.starts, segments.ends], axis=1).ravel()
+    sums = np.add.reduceat(padded, bounds, axis=axis, dtype=np.int64)
+    taken = np.take(sums, np.arange(0, bounds.size, 2), axis=axis)
+    empty = segments.ends <= segments.starts
+    if empty.any():  # reduceat gives the first element for an empty range
+        index = [slice(None)] * values.ndim
+        index[axis] = empty
+        taken[tuple(index)] = 0
+    return taken
 
 
 def _cells(xs: _Segments, ys: _Segments) -> list[tuple[int, int, int, int]]:
@@ -519,7 +615,7 @@ def _cells(xs: _Segments, ys: _Segments) -> list[tuple[int, int, int, int]]:
 
 
 def _edge_grid(
-    rgba: np.ndarray, lossy: bool, min_size: int
+    rgba: np.ndarray, lossy: bool, min_size: int, long: int
 ) -> list[tuple[int, int, int, int]] | None:
     """A packed grid (no gutters) found from colour discontinuities along its cut lines."""
     height, width = rgba.shape[:2]
@@ -536,7 +632,7 @@ def _edge_grid(
         if height >= 2 * px:
             return None
         py = height
-    if max(width // px, height // py) < _EDGE_MIN_LONG:
+    if max(width // px, height // py) < long:
         return None  # four cells or fewer: a single tile's own pattern as likely as a set
     if not _diverse_cells(rgba, px, py):
         return None  # a texture with a regular pattern (bricks, slabs), not a tile set
@@ -588,7 +684,8 @@ def _edge_pitch(profile: np.ndarray, size: int, lossy: bool, min_size: int) -> i
     np.maximum(strength[1:], profile[:-1], out=strength[1:])
     np.maximum(strength[:-1], profile[1:], out=strength[:-1])
     sizes = {s for s in _EDGE_SIZES if s >= min_size}
-    sizes |= {d for d in range(min_size, min(size // 3, MAX_PITCH) + 1) if size % d == 0}
+    longest = min(size // _EDGE_MIN_CELLS, MAX_PITCH)
+    sizes |= {d for d in range(min_size, longest + 1) if size % d == 0}
     threshold = _EDGE_RATIO_LOSSY if lossy else _EDGE_RATIO
     scores: dict[int, float] = {}
     for pitch in sorted(sizes):
@@ -610,6 +707,9 @@ def _edge_pitch(profile: np.ndarray, size: int, lossy: bool, min_size: int) -> i
     if not scores:
         return None
     best = max(scores, key=lambda p: scores[p])
+    tiling = [p for p in scores if size % p == 0 and scores[p] >= _EDGE_TIE * scores[best]]
+    if size % best and tiling:
+        best = max(tiling, key=lambda p: scores[p])  # outlines blur a cut by a pixel
     for pitch in sorted(scores):
         if best % pitch == 0 and scores[pitch] >= _EDGE_KEEP * scores[best]:
             return pitch
