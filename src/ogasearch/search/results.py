@@ -47,6 +47,7 @@ class SearchResult:
     parent_image_id: int | None  # the sheet a tile was cut from
     match: str  # which path found it: "exact", "near", "vector", "region", "text"
     copies: list[Source] = field(default_factory=list)  # other pages holding it, earliest first
+    group_ids: list[int] = field(default_factory=list)  # every catalog image of this group
 
 
 @dataclass

@@ -40,6 +40,8 @@ from ogasearch.store.pixels import load_pixels
 
 HASH_COLUMNS = {"canonical": images.c.canonical_sha256, "structure": images.c.structure_sha256}
 REFRESH_SECONDS = 1.0
+NEAR_PHASH_BITS = 4  # near-copies: perceptual hashes at most this many bits apart ...
+NEAR_COSINE = 0.97  # ... and feature vectors at least this similar
 
 
 class CatalogHashes:
@@ -108,10 +110,10 @@ class SearchService:
             hits = keywords.search_pages(conn, q, self._pool(k))
             firsts = self._first_images(conn, [pid for pid, _ in hits], filters)
         matches = [Match(firsts[pid], score, "text") for pid, score in hits if pid in firsts]  # type: ignore[arg-type]
-        return self._respond(matches, k, filters, start, keep_order=True)
+        return self._respond(matches, k, filters, start, own_page=True)
 
     def image(self, image_id: int) -> SearchResult | None:
-        results = self._results([Match(image_id, 1.0, "exact")], 1, Filters())
+        results = self._results([Match(image_id, 1.0, "exact")], 1, Filters(), own_page=True)
         return results[0] if results else None
 
     def image_png(self, image_id: int) -> bytes:
@@ -185,9 +187,9 @@ class SearchService:
         k: int,
         filters: Filters,
         start: float,
-        keep_order: bool = False,
+        own_page: bool = False,
     ) -> SearchResponse:
-        results = self._results(matches, k, filters, keep_order)
+        results = self._results(matches, k, filters, own_page)
         return SearchResponse(results=results, took_ms=(time.perf_counter() - start) * 1000)
 
     def _first_images(
@@ -222,7 +224,7 @@ class SearchService:
         matches: Sequence[Match],
         k: int,
         filters: Filters,
-        keep_order: bool = False,
+        own_page: bool = False,
     ) -> list[SearchResult]:
         """Group matches by copy (same canonical pixels), join sources, filter, rank."""
         if not matches:
@@ -232,34 +234,46 @@ class SearchService:
             info = _image_rows(conn, ids)
             keys = {i: _group_key(info[i]) for i in ids if i in info}
             members = _group_members(conn, {k_ for k_ in keys.values() if k_[0] != "id"})
+            for key in set(keys.values()):
+                members.setdefault(key, [int(key[1])] if key[0] == "id" else [])
+            keys, members = _merge_near_copies(conn, info, keys, members)
             all_ids = set(ids) | {i for group in members.values() for i in group}
             sources = _sources(conn, all_ids)
             info.update(_image_rows(conn, [i for i in all_ids if i not in info]))
         groups: dict[tuple[str, str], SearchResult] = {}
         order: list[tuple[str, str]] = []
         for match in matches:
-            if match.id not in keys:
+            if match.id not in keys or match.id not in sources:
                 continue
             key = keys[match.id]
             if key in groups:
                 continue
-            group_ids = members.get(key, [match.id]) if key[0] != "id" else [match.id]
+            group_ids = members[key]
             group_sources = [sources[i] for i in group_ids if i in sources]
             if filters.license:
                 group_sources = [s for s in group_sources if filters.license in s.licenses]
             if filters.art_type:
                 group_sources = [s for s in group_sources if s.art_type == filters.art_type]
+            if filters.tiles is not None:
+                want_tile = filters.tiles == "only"
+                group_sources = [
+                    x
+                    for x in group_sources
+                    if (info[x.image_id].parent_id is not None) == want_tile
+                ]
             if not group_sources:
                 continue
             row = info[match.id]
-            if filters.tiles == "only" and row.parent_id is None:
-                continue
-            if filters.tiles == "exclude" and row.parent_id is not None:
-                continue
             group_sources.sort(key=_earliest)
             first = _one_per_page(group_sources, prefer=match.id)
-            primary = next((s for s in first if s.image_id == match.id), first[0])
-            copies = [s for s in first if s is not primary]
+            # The earliest page likely holds the original; a keyword hit or an image looked up
+            # by id shows its own page first.
+            if own_page:
+                own = sources[match.id].page_id
+                primary = next((x for x in first if x.page_id == own), first[0])
+            else:
+                primary = first[0]
+            copies = [x for x in first if x is not primary]
             shown = info.get(primary.image_id, row)
             groups[key] = SearchResult(
                 image_id=primary.image_id,
@@ -272,6 +286,7 @@ class SearchService:
                 parent_image_id=shown.parent_id,
                 match=match.path,
                 copies=[c.source for c in copies],
+                group_ids=sorted(group_ids),
             )
             order.append(key)
             if len(order) >= k:
@@ -339,6 +354,62 @@ def _group_key(row: Any) -> tuple[str, str]:
     return ("id", str(row.id))
 
 
+def _hamming(a: str | None, b: str | None) -> int:
+    if not a or not b:
+        return 64
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def _merge_near_copies(
+    conn: Connection,
+    info: dict[int, Any],
+    keys: dict[int, tuple[str, str]],
+    members: dict[tuple[str, str], list[int]],
+) -> tuple[dict[int, tuple[str, str]], dict[tuple[str, str], list[int]]]:
+    """Merge groups of matched images that are near-copies of each other (re-encodings, light
+    edits): same size, perceptual hashes within ``NEAR_PHASH_BITS``, and feature vectors with
+    cosine >= ``NEAR_COSINE`` (the phash alone confuses flat or simple tiles)."""
+    by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for ident in keys:
+        row = info[ident]
+        by_size[(row.width, row.height)].append(ident)
+    pairs = [
+        (a, b)
+        for bucket in by_size.values()
+        for n, a in enumerate(bucket[:64])
+        for b in bucket[n + 1 : 64]
+        if keys[a] != keys[b] and _hamming(info[a].phash, info[b].phash) <= NEAR_PHASH_BITS
+    ]
+    if not pairs:
+        return keys, members
+    wanted = sorted({i for pair in pairs for i in pair})
+    vectors: dict[int, np.ndarray] = {}
+    for row in conn.execute(
+        select(embeddings.c.image_id, embeddings.c.vector, embeddings.c.dim).where(
+            embeddings.c.image_id.in_(wanted)
+        )
+    ):
+        vectors[int(row.image_id)] = decode_vectors([row.vector], row.dim)[0]
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(key: tuple[str, str]) -> tuple[str, str]:
+        while parent.get(key, key) != key:
+            key = parent[key]
+        return key
+
+    for a, b in pairs:
+        if a in vectors and b in vectors and float(vectors[a] @ vectors[b]) >= NEAR_COSINE:
+            ra, rb = root(keys[a]), root(keys[b])
+            if ra != rb:
+                parent[rb] = ra
+    if not parent:
+        return keys, members
+    merged: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for key, ids in members.items():
+        merged[root(key)].extend(ids)
+    return {i: root(key) for i, key in keys.items()}, dict(merged)
+
+
 def _chunks(ids: Iterable[Any], size: int = 500) -> Iterable[list[Any]]:
     items = list(ids)
     for start in range(0, len(items), size):
@@ -353,6 +424,7 @@ def _image_rows(conn: Connection, ids: Iterable[int]) -> dict[int, Any]:
                 images.c.id,
                 images.c.parent_id,
                 images.c.canonical_sha256,
+                images.c.phash,
                 images.c.width,
                 images.c.height,
                 images.c.frames,

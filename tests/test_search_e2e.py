@@ -1,0 +1,232 @@
+"""Search core end to end: the real pipeline on the local site, then queries.
+
+The same tests run on the embedded HNSW index and on a real Milvus server (the ``milvus``
+package), through ``--vectors``.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import create_engine, text
+
+from ogasearch.localsite import RunningSite, build_site, serve_site
+from ogasearch.search.results import Filters
+from ogasearch.search.service import SearchService
+from ogasearch.settings import load_settings
+from support.runs import cli_args, cli_env, run_cli, sqlite_url, update_args
+
+ALL_STAGES = ("crawl", "download", "extract", "tiles", "embed", "index")
+
+
+@dataclass
+class Indexed:
+    data: Path
+    site: RunningSite
+    service: SearchService
+    vectors: str | None
+
+    def rows(self, query: str) -> list[tuple]:
+        engine = create_engine(sqlite_url(self.data))
+        try:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text(query))]
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[RunningSite]:
+    with serve_site(build_site()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module", params=["hnsw", pytest.param("milvus", marks=pytest.mark.milvus)])
+def indexed(
+    request: pytest.FixtureRequest, site: RunningSite, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Indexed]:
+    vectors = None
+    if request.param == "milvus":
+        vectors = request.getfixturevalue("milvus_server_uri")
+    data = tmp_path_factory.mktemp(f"indexed-{request.param}")
+    extra = ["--vectors", vectors] if vectors else []
+    run_cli(data, site.base_url, *update_args(ALL_STAGES), *extra, timeout=900)
+    service = SearchService(load_settings(data=data, vectors=vectors))
+    yield Indexed(data, site, service, vectors)
+    service.close()
+
+
+def _png(service: SearchService, image_id: int) -> Image.Image:
+    return Image.open(io.BytesIO(service.image_png(image_id)))
+
+
+def test_every_image_and_tile_is_indexed(indexed: Indexed) -> None:
+    counts = indexed.rows(
+        "SELECT embed_state, indexed, parent_id IS NOT NULL, COUNT(*) FROM images "
+        "GROUP BY embed_state, indexed, parent_id IS NOT NULL"
+    )
+    assert {(state, bool(ix)) for state, ix, _, _ in counts} == {("done", True)}
+    assert sum(n for *_, tile, n in counts if tile) > 0, "no tiles were cut from the sheets"
+    stats = indexed.service.stats()
+    assert stats["vectors"] == stats["indexed"] == stats["images"] + stats["tiles"]
+
+
+def test_searching_with_any_indexed_image_returns_it_first(indexed: Indexed) -> None:
+    rows = indexed.rows("SELECT id FROM images ORDER BY id")
+    step = 1 if indexed.vectors is None else 7  # Milvus: a sample, same code path
+    misses = []
+    for (image_id,) in rows[::step]:
+        first = indexed.service.by_image(_png(indexed.service, image_id), k=5).results[0]
+        if image_id not in first.group_ids:  # itself, or grouped with its copies
+            misses.append(image_id)
+    assert misses == []
+
+
+def test_tile_query_returns_its_sheet_page_with_the_box(indexed: Indexed) -> None:
+    # Tiles whose pixels exist nowhere else (not also a loose file): the sheet is the answer.
+    rows = indexed.rows(
+        "SELECT t.id, t.parent_id, t.tile_x, t.tile_y, t.tile_w, t.tile_h FROM images t "
+        "WHERE t.parent_id IS NOT NULL AND (SELECT COUNT(*) FROM images o "
+        "WHERE o.canonical_sha256 = t.canonical_sha256) = 1 ORDER BY t.id"
+    )
+    assert len(rows) >= 10
+    for tile_id, parent_id, x, y, w, h in rows[:: max(1, len(rows) // 15)]:
+        with Image.open(io.BytesIO(indexed.service.image_png(parent_id))) as sheet:
+            tile = sheet.crop((x, y, x + w, y + h))
+        query = tile.resize((w * 3, h * 3), Image.Resampling.NEAREST)
+        first = indexed.service.by_image(query, k=5).results[0]
+        sheet_page = indexed.rows(
+            "SELECT f.page_id FROM images i JOIN files f ON f.id = i.file_id "
+            f"WHERE i.id = {parent_id}"
+        )[0][0]
+        assert first.source.page_id == sheet_page
+        assert first.image_id == tile_id
+        assert first.tile == (x, y, w, h) and first.parent_image_id == parent_id
+
+
+def test_copies_are_grouped_earliest_page_first(indexed: Indexed) -> None:
+    # The sample re-uploads adventurer_idle.png as hero.png on a later page.
+    rows = indexed.rows(
+        "SELECT i.id FROM images i JOIN files f ON f.id = i.file_id WHERE f.name = 'hero.png'"
+    )
+    assert rows
+    result = indexed.service.by_image(_png(indexed.service, rows[0][0]), k=5).results[0]
+    pages = [result.source, *result.copies]
+    assert len(pages) >= 2
+    assert len({p.page_id for p in pages}) == len(pages)
+    dates = [p.post_date for p in pages]
+    assert dates == sorted(dates)
+    assert "hero.png" not in result.source.file_name  # the original comes first
+
+
+def test_keyword_search_over_titles_tags_authors_and_file_names(indexed: Indexed) -> None:
+    title, slug = indexed.rows(
+        "SELECT p.title, p.slug FROM pages p WHERE EXISTS (SELECT 1 FROM images i "
+        "JOIN files f ON f.id = i.file_id WHERE f.page_id = p.id) ORDER BY p.id LIMIT 1"
+    )[0]
+    word = max(title.split(), key=len)
+    hits = indexed.service.by_text(word, k=20).results
+    assert any(slug in r.source.page_url for r in hits)
+    tag, tag_slug = indexed.rows(
+        "SELECT t.name, p.slug FROM tags t JOIN page_tags pt ON pt.tag_id = t.id "
+        "JOIN pages p ON p.id = pt.page_id LIMIT 1"
+    )[0]
+    assert any(tag_slug in r.source.page_url for r in indexed.service.by_text(tag, 50).results)
+    author, author_slug = indexed.rows(
+        "SELECT a.name, p.slug FROM authors a JOIN page_authors pa ON pa.author_id = a.id "
+        "JOIN pages p ON p.id = pa.page_id WHERE pa.role = 'author' LIMIT 1"
+    )[0]
+    results = indexed.service.by_text(author, 50).results
+    assert any(author_slug in r.source.page_url for r in results)
+    assert indexed.service.by_text("zzqxv-nothing-like-this", 10).results == []
+
+
+def test_filters_by_licence_and_tiles(indexed: Indexed) -> None:
+    image_id = indexed.rows("SELECT id FROM images WHERE parent_id IS NULL ORDER BY id LIMIT 1")[0][
+        0
+    ]
+    query = _png(indexed.service, image_id)
+    for licence in indexed.service.licenses():
+        for r in indexed.service.by_image(query, 20, Filters(license=licence)).results:
+            assert licence in r.source.licenses
+    only = indexed.service.by_image(query, 20, Filters(tiles="only")).results
+    assert only and all(r.tile is not None for r in only)
+    whole = indexed.service.by_image(query, 20, Filters(tiles="exclude")).results
+    assert whole and all(r.tile is None for r in whole)
+
+
+def test_similar_returns_the_image_first(indexed: Indexed) -> None:
+    image_id = indexed.rows("SELECT id FROM images WHERE parent_id IS NULL ORDER BY id LIMIT 1")[0][
+        0
+    ]
+    results = indexed.service.similar(image_id, k=10).results
+    assert results[0].image_id == image_id or image_id in {c.image_id for c in results[0].copies}
+    assert len(results) == 10
+    with pytest.raises(KeyError):
+        indexed.service.similar(10**9)
+
+
+def test_check_finds_and_repairs_a_mismatch(indexed: Indexed) -> None:
+    import numpy as np
+
+    from ogasearch.pipeline import Workspace
+
+    settings = load_settings(data=indexed.data, vectors=indexed.vectors)
+    victim = indexed.rows("SELECT id FROM images ORDER BY id LIMIT 1")[0][0]
+    with Workspace(settings) as ws:
+        ws.index.remove(np.array([victim], dtype=np.int64))
+        ws.index.flush()
+    args = ["check", "--no-repair"] + (["--vectors", indexed.vectors] if indexed.vectors else [])
+    proc = subprocess.run(
+        cli_args(indexed.data, indexed.site.base_url, *args),
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and '"missing_from_index": 1' in proc.stdout
+    run_cli(indexed.data, indexed.site.base_url, *args[:1], *args[2:])
+    run_cli(indexed.data, indexed.site.base_url, *args)  # clean now: exit 0
+
+
+def test_killing_indexing_midway_leaves_catalog_and_index_consistent(
+    tmp_path: Path, site: RunningSite
+) -> None:
+    run_cli(tmp_path, site.base_url, *update_args(("crawl", "download", "extract", "tiles")))
+    url = sqlite_url(tmp_path)
+    engine = create_engine(url)
+
+    def count(query: str) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text(query)).scalar_one())
+
+    kills = 0
+    for threshold in (20, 90, 160):
+        proc = subprocess.Popen(
+            cli_args(tmp_path, site.base_url, *update_args(("embed", "index"))),
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < deadline:
+            if count("SELECT COUNT(*) FROM embeddings") >= threshold:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.01)
+        proc.wait(60)
+    engine.dispose()
+    assert kills >= 2
+    run_cli(tmp_path, site.base_url, *update_args(("embed", "index")))
+    run_cli(tmp_path, site.base_url, "check", "--no-repair")
+    stats = SearchService(load_settings(data=tmp_path)).stats()
+    assert stats["vectors"] == stats["indexed"] == stats["images"] + stats["tiles"]
