@@ -397,6 +397,33 @@ def test_kenney_single_sprites_are_not_sheets(folder: str) -> None:
     assert {name: d for name, d in cut.items() if d != "not a sheet"} == {}
 
 
+def jpeg(picture: Image.Image, quality: int = 85) -> Image.Image:
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, "JPEG", quality=quality)
+    buffer.seek(0)
+    return Image.open(buffer)
+
+
+def test_jpeg_sheets_are_cut_despite_compression_noise() -> None:
+    canvas = sheet(8 * 32, 4 * 32, fill=(255, 0, 255, 255))
+    for k in range(32):
+        paste(canvas, blob_sprite(24, 26, k), (k % 8) * 32 + 4, (k // 8) * 32 + 3)
+    expected = [(i * 32, j * 32, 32, 32) for j in range(4) for i in range(8)]
+    assert boxes_of(jpeg(image(canvas))) == expected
+    doubled = image(canvas).resize((512, 256), Image.Resampling.NEAREST)
+    assert boxes_of(jpeg(doubled)) == [(2 * x, 2 * y, 2 * w, 2 * h) for x, y, w, h in expected]
+
+
+@needs_crawl
+def test_jpeg_packed_atlas_is_cut_and_jpeg_illustrations_are_not() -> None:
+    floor = Image.new("RGBA", (1024, 960), (0, 0, 0, 255))
+    floor.alpha_composite(Image.open(CRAWL / "floor.png"))
+    found = find_tiles(jpeg(floor))
+    assert {(b.w, b.h) for b in found} == {(32, 32)} and len(found) >= 900
+    for name in ("title_denzi_dragon.png", "title_sastrei_chei.png", "title_firemage.png"):
+        assert find_tiles(jpeg(Image.open(CRAWL / name))) == []
+
+
 def test_first_frame_of_an_animation_is_what_is_cut() -> None:
     frame0 = image(grid_sheet(cols=4, rows=2, tile=16, margin=0, spacing=2))
     frame1 = Image.new("RGBA", frame0.size, (200, 10, 10, 255))
@@ -420,8 +447,10 @@ def png_bytes(array: np.ndarray) -> bytes:
 class Catalog:
     """A real SQLite catalog and blob store in a temporary folder, filled by hand."""
 
-    def __init__(self, root: Path, limits: Limits | None = None) -> None:
-        self.settings = Settings(data=root / "data", limits=limits or Limits())
+    def __init__(
+        self, root: Path, limits: Limits | None = None, catalog: str | None = None
+    ) -> None:
+        self.settings = Settings(data=root / "data", limits=limits or Limits(), catalog=catalog)
         self.engine: Engine = open_catalog(self.settings.catalog_url)
         self.store = BlobStore(self.settings.store_dir)
         with self.engine.begin() as conn:
@@ -577,4 +606,27 @@ def test_stage_honours_the_tile_limit_and_stage_limit(tmp_path: Path) -> None:
     assert (stats.images, stats.tiles) == (2, 8)
     assert [cat.row(i).tiles_state for i in ids] == ["done", "done", "pending"]
     assert [t.box for t in cat.tiles(ids[0])] == [f"{i * 17},0,16,16" for i in range(4)]
+    cat.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_stage_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    cat = Catalog(tmp_path, catalog=pg_url)
+    data = png_bytes(grid_sheet(4, 3, 16, 1, 2))
+    first, twin = cat.add_image("a.png", data), cat.add_image("b.png", data)
+    broken = cat.add_image("c.png", b"GIF89a broken")
+    stats = cut_tiles(cat.engine, cat.settings, cat.store)
+    assert (stats.images, stats.sheets, stats.tiles, stats.copied, stats.failed) == (
+        3,
+        2,
+        24,
+        12,
+        1,
+    )
+    assert [t.box for t in cat.tiles(first)] == [t.box for t in cat.tiles(twin)]
+    assert cat.row(broken).tiles_state == "failed"
+    with cat.engine.begin() as conn:
+        conn.execute(update(images).where(images.c.id == first).values(tiles_state="pending"))
+    assert cut_tiles(cat.engine, cat.settings, cat.store).tiles == 0
+    assert cat.count_tiles() == 24
     cat.engine.dispose()
