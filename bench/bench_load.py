@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import platform
@@ -93,7 +94,10 @@ def machine() -> str:
         memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, IndexError):
         pass
-    return f"{cpu}, {os.cpu_count()} CPUs{memory}, Python {platform.python_version()}"
+    load = ""
+    with contextlib.suppress(OSError):
+        load = ", load average " + Path("/proc/loadavg").read_text().split()[0] + " at start"
+    return f"{cpu}, {os.cpu_count()} CPUs{memory}, Python {platform.python_version()}{load}"
 
 
 def sample_workload(data: Path, base_url: str, count: int, seed: int) -> Workload:
@@ -217,6 +221,7 @@ def report(
     elapsed: float,
     rss: tuple[float | None, float | None],
     stats: dict,
+    host: str,
 ) -> str:
     everything = [s for values in tally.latencies.values() for s in values]
     total = len(everything)
@@ -232,7 +237,7 @@ def report(
     lines = [
         f"## Load test, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"- Machine: {machine()}",
+        f"- Machine: {host}",
         f"- Command: `{' '.join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])}`",
         f"- Data: {', '.join(f'{k} {v}' for k, v in stats.items() if isinstance(v, int))}",
         f"- Load: {args.clients} clients for {args.duration:g} s, mix {args.mix}, k={args.k};"
@@ -278,6 +283,7 @@ def main() -> None:
     if args.clients < 1 or args.clients > 200 or args.duration <= 0 or args.duration > 600:
         parser.error("keep it bounded: 1-200 clients, at most 600 s")
 
+    host = machine()  # before the load: the load average says how busy the machine was
     process = None
     base_url, pid = args.url, args.server_pid
     if base_url is None:
@@ -299,7 +305,7 @@ def main() -> None:
         if process is not None:
             process.terminate()
             process.wait(timeout=30)
-    text = report(args, tally, elapsed, (before, after), stats)
+    text = report(args, tally, elapsed, (before, after), stats, host)
     print(text)
     if not args.no_append:
         args.out.parent.mkdir(parents=True, exist_ok=True)
