@@ -30,6 +30,7 @@ _EDGE_TIE = 0.9  # a size that tiles the side wins over a better one this close
 _EDGE_KEEP = 0.75  # a smaller cell size wins if its ratio is this close to the best one
 _LOSSY_MIN_PITCH = 16  # in JPEG images, smaller sizes are the compression's own blocks
 _DIVERSITY = 0.5  # cells' mean colours must vary this much (vs. within a cell)
+_SAMPLES = 16  # pixels sampled per cell side when comparing cells
 
 
 def edge_grid(rgba: np.ndarray, lossy: bool, min_size: int) -> list[Cell] | None:
@@ -56,17 +57,16 @@ def edge_grid(rgba: np.ndarray, lossy: bool, min_size: int) -> list[Cell] | None
 
 
 def discontinuity(rgba: np.ndarray, axis: int) -> np.ndarray:
-    """Mean colour jump (alpha-premultiplied RGBA) between consecutive lines along ``axis``
-    (1: between columns, 0: between rows): entry i is between line i and line i + 1."""
+    """Mean colour jump (sum over RGBA) between consecutive lines along ``axis`` (1: between
+    columns, 0: between rows): entry i is between line i and line i + 1. Transparent pixels
+    were zeroed, so "nothing" is one colour."""
     height, width = rgba.shape[:2]
     size, span = (width, height) if axis == 1 else (height, width)
     total = np.zeros(max(size - 1, 0), dtype=np.float64)
-    step = max(1, (8 << 20) // max(1, 16 * size))  # about 8 MiB of int32 at a time
+    step = max(1, (4 << 20) // max(1, 8 * size))  # about 4 MiB of int16 at a time
     for start in range(0, span, step):
         block = rgba[start : start + step] if axis == 1 else rgba[:, start : start + step]
-        values = block.astype(np.int32)
-        values[..., :3] = values[..., :3] * values[..., 3:] // 255
-        jumps = np.abs(np.diff(values, axis=axis)).sum(axis=2)
+        jumps = np.abs(np.diff(block.astype(np.int16), axis=axis)).sum(axis=2, dtype=np.int32)
         total += jumps.sum(axis=0 if axis == 1 else 1)
     return total / max(span, 1)
 
@@ -115,10 +115,16 @@ def edge_pitch(profile: np.ndarray, size: int, lossy: bool, min_size: int) -> in
 
 
 def _diverse_cells(rgba: np.ndarray, px: int, py: int) -> bool:
-    """Tiles of a set differ in colour; the cells of a patterned texture all look alike."""
+    """Tiles of a set differ in colour; the cells of a patterned texture all look alike.
+    Cells are sampled on a grid of about 16 x 16 pixels each, one row of cells at a time."""
     rows, cols = rgba.shape[0] // py, rgba.shape[1] // px
-    grid = rgba[: rows * py, : cols * px].reshape(rows, py, cols, px, 4).astype(np.float32)
-    means = grid.mean(axis=(1, 3))  # (rows, cols, 4)
-    within = float(grid.std(axis=(1, 3)).mean())
-    between = float(means.reshape(-1, 4).std(axis=0).mean())
+    sy, sx = max(1, py // _SAMPLES), max(1, px // _SAMPLES)
+    means, spreads = [], []
+    for row in range(rows):
+        strip = rgba[row * py : (row + 1) * py : sy, : cols * px]
+        cells = strip.reshape(strip.shape[0], cols, px, 4)[:, :, ::sx].astype(np.float32)
+        means.append(cells.mean(axis=(0, 2)))  # (cols, 4)
+        spreads.append(cells.std(axis=(0, 2)).mean())
+    between = float(np.concatenate(means).std(axis=0).mean())
+    within = float(np.mean(spreads))
     return between >= _DIVERSITY * max(within, 1e-6)
