@@ -239,3 +239,48 @@ def search(
             f"[{', '.join(r.source.licenses)}] {r.source.page_url} {where}{tile}{copies}"
         )
     click.echo(f"{len(response.results)} results in {response.took_ms:.1f} ms", err=True)
+
+
+@main.command()
+@common_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve the web UI and the JSON API (runs fine beside a running ``update``)."""
+    from ogasearch.web.server import serve as run_server
+
+    click.echo(f"ogasearch: http://{host}:{port}/  (API docs: /docs)", err=True)
+    run_server(settings, host=host, port=port)
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path), help="Empty folder (default: a new temp).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def demo(data: Path | None, host: str, port: int) -> None:
+    """Offline demo: local OGA copy (bundled CC0 sample) -> update -> serve."""
+    from ogasearch.demo import DemoError, run_demo
+
+    try:
+        run_demo(data, host=host, port=port, echo=click.echo)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--crawl-delay", type=float, help="Crawl-delay to announce in robots.txt.")
+@click.option(
+    "--scale-source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Build a large site from this folder of images (e.g. /usr/share/crawl/dat/tiles).",
+)
+@click.option("--pages", type=int, help="Pages of the large site.")
+def site(
+    host: str, port: int, crawl_delay: float | None, scale_source: Path | None, pages: int | None
+) -> None:
+    """Serve the local copy of OpenGameArt.org used by the tests and the demo."""
+    from ogasearch.localsite import main_serve
+
+    main_serve(host, port, crawl_delay, scale_source, pages, echo=click.echo)
