@@ -46,7 +46,9 @@ from ogasearch.tiles.grid import MIN_TILE, TileBox, find_tiles
 log = logging.getLogger(__name__)
 
 STAGE = "tiles"
-BATCH = 8  # sheets per transaction: short transactions, few commits
+# One sheet per transaction: the decoding happens before the first write, so a SQLite catalog
+# is write-locked only for the moment the rows go in, never while the next sheet is decoded.
+BATCH = 1
 
 
 class BlobPaths(Protocol):
