@@ -23,7 +23,7 @@ from ogasearch.extract.images import ImageRejected
 from ogasearch.progress import progress
 from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
-from ogasearch.store.pixels import load_pixels
+from ogasearch.store.pixels import PixelCache
 
 VECTOR_DTYPE = np.dtype("<f2")
 
@@ -66,7 +66,7 @@ def _pending_query():  # type: ignore[no-untyped-def]
         )
         .select_from(images.outerjoin(parent, parent.c.id == images.c.parent_id))
         .where(images.c.embed_state == "pending")
-        .order_by(images.c.id)
+        .order_by(func.coalesce(images.c.parent_id, images.c.id), images.c.id)
     )
 
 
@@ -85,6 +85,7 @@ def embed(
         return stats
     extractor = extractor or open_extractor(settings)
     size = extractor.input_size
+    pixels_of = PixelCache(store, settings.limits)
     with progress(total, "embed", "img") as bar:
         while True:
             with claim(engine, _pending_query(), settings.embed_batch, images) as (conn, rows):
@@ -99,7 +100,7 @@ def embed(
                         else (row.tile_x, row.tile_y, row.tile_w, row.tile_h)
                     )
                     try:
-                        pixels = load_pixels(store, settings.limits, row.blob, box)
+                        pixels = pixels_of.load(row.blob, box)
                         canon = canonicalise(pixels).image
                         inputs.append(prepare_canonical(canon, size))
                         done.append((row.id, pixel_hash(canon), structure_hash(canon)))

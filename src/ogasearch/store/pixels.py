@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from PIL import Image
 
 from ogasearch.extract.images import open_image
@@ -17,12 +19,43 @@ def load_pixels(store: BlobStore, limits: Limits, blob_sha256: str, box: Box | N
     For a whole image ``blob_sha256`` is its own ``images.sha256``; for a tile it is the
     parent's (tiles are not stored, they are cut from the sheet on demand).
     """
-    with open_image(store.path(blob_sha256), limits) as im:
-        fmt = im.format
+    return PixelCache(store, limits, max_pixels=0).load(blob_sha256, box)
+
+
+class PixelCache:
+    """``load_pixels`` that keeps recently decoded sheets, so the tiles of one sheet decode it
+    once (a sheet can hold thousands of tiles). Bounded by total pixels held."""
+
+    def __init__(self, store: BlobStore, limits: Limits, max_pixels: int = 64_000_000) -> None:
+        self.store = store
+        self.limits = limits
+        self.max_pixels = max_pixels
+        self._held: OrderedDict[str, Image.Image] = OrderedDict()
+        self._pixels = 0
+
+    def _decoded(self, blob_sha256: str) -> Image.Image:
+        cached = self._held.get(blob_sha256)
+        if cached is not None:
+            self._held.move_to_end(blob_sha256)
+            return cached
+        with open_image(self.store.path(blob_sha256), self.limits) as im:
+            fmt = im.format
+            decoded = im.copy()
+        decoded.format = fmt
+        size = decoded.width * decoded.height
+        if size <= self.max_pixels:
+            self._held[blob_sha256] = decoded
+            self._pixels += size
+            while self._pixels > self.max_pixels:
+                _, old = self._held.popitem(last=False)
+                self._pixels -= old.width * old.height
+        return decoded
+
+    def load(self, blob_sha256: str, box: Box | None) -> Image.Image:
+        im = self._decoded(blob_sha256)
         if box is None:
             out = im.copy()
-        else:
-            x, y, w, h = box
-            out = im.crop((x, y, x + w, y + h))
-    out.format = fmt if box is None else None  # a crop is lossless pixels, whatever the sheet
-    return out
+            out.format = im.format
+            return out
+        x, y, w, h = box
+        return im.crop((x, y, x + w, y + h))  # a crop is lossless pixels, whatever the sheet
