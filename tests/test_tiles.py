@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -630,3 +634,106 @@ def test_stage_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert cut_tiles(cat.engine, cat.settings, cat.store).tiles == 0
     assert cat.count_tiles() == 24
     cat.engine.dispose()
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from ogasearch.catalog import open_catalog
+    from ogasearch.settings import Settings
+    from ogasearch.tiles import stage
+
+    data, where, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    calls = 0
+
+    def dying(real, after):
+        def call(*args, **kwargs):
+            global calls
+            calls += 1
+            if calls == at and not after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            result = real(*args, **kwargs)
+            if calls == at and after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return result
+        return call
+
+    if where == "record":  # while hashing a sheet's tiles, before any write
+        stage._record = dying(stage._record, after=False)
+    else:  # tile rows inserted, the sheet's state not yet updated, nothing committed
+        stage._write_tiles = dying(stage._write_tiles, after=True)
+    settings = Settings(data=data)
+    stage.cut_tiles(open_catalog(settings.catalog_url), settings)
+    """
+)
+
+
+def kill_catalog(root: Path) -> Catalog:
+    cat = Catalog(root)
+    for k in range(4):
+        cat.add_image(f"sheet{k}.png", png_bytes(grid_sheet(3 + k, 2, 16, k, 1 + k)))
+    single = sheet(40, 40)
+    paste(single, blob_sprite(30, 30, 1), 5, 5)
+    cat.add_image("hero.png", png_bytes(single))
+    return cat
+
+
+def snapshot(cat: Catalog) -> dict[str, object]:
+    with cat.engine.connect() as conn:
+        whole = conn.execute(
+            select(images.c.id, images.c.tiles_state, images.c.error)
+            .where(images.c.parent_id.is_(None))
+            .order_by(images.c.id)
+        ).all()
+        tiles = conn.execute(
+            select(
+                images.c.parent_id,
+                images.c.file_id,
+                images.c.box,
+                images.c.sha256,
+                images.c.phash,
+                images.c.tiles_state,
+                images.c.embed_state,
+            ).where(images.c.parent_id.is_not(None))
+        ).all()
+    return {"whole": [tuple(r) for r in whole], "tiles": sorted(tuple(t) for t in tiles)}
+
+
+def check_kills(tmp_path: Path, kills: list[tuple[str, int]]) -> None:
+    """Kill ``cut_tiles`` (SIGKILL, in a subprocess) at each point in turn; after every kill
+    each sheet is either pending without tiles or done with all of them, and a final run
+    gives exactly the rows of an uninterrupted run."""
+    reference = kill_catalog(tmp_path / "reference")
+    cut_tiles(reference.engine, reference.settings, reference.store)
+    expected = snapshot(reference)
+    per_sheet: dict[int, list[tuple[object, ...]]] = {}
+    for tile in expected["tiles"]:  # type: ignore[union-attr]
+        per_sheet.setdefault(tile[0], []).append(tile)
+    killed = kill_catalog(tmp_path / "killed")
+    deaths = 0
+    for where, at in kills:
+        proc = subprocess.run(
+            [sys.executable, "-c", KILLER, str(killed.settings.data), where, str(at)],
+            capture_output=True,
+            check=False,
+        )
+        assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.decode()
+        deaths += proc.returncode == -signal.SIGKILL
+        now = snapshot(killed)
+        for image_id, state, _ in now["whole"]:  # type: ignore[union-attr]
+            mine = [t for t in now["tiles"] if t[0] == image_id]  # type: ignore[union-attr]
+            assert mine == ([] if state == "pending" else per_sheet.get(image_id, []))
+    assert deaths == len(kills)
+    cut_tiles(killed.engine, killed.settings, killed.store)
+    assert snapshot(killed) == expected
+    reference.engine.dispose()
+    killed.engine.dispose()
+
+
+def test_killed_runs_leave_whole_sheets_and_a_rerun_finishes_the_same(tmp_path: Path) -> None:
+    check_kills(tmp_path, [("record", 3), ("write", 2)])
+
+
+@pytest.mark.slow
+def test_kills_anywhere_leave_whole_sheets(tmp_path: Path) -> None:
+    check_kills(tmp_path, [("record", 1), ("write", 1), ("record", 7), ("write", 1), ("record", 2)])
