@@ -51,7 +51,8 @@ def colour(seed: int) -> np.ndarray:
 
 
 def blob_sprite(w: int, h: int, seed: int) -> np.ndarray:
-    """An outlined ellipse touching all four sides of a w x h box, with a stripe."""
+    """An ellipse touching all four sides of a w x h box, with a stripe and a dark outline
+    along its lower right."""
     yy, xx = np.mgrid[0:h, 0:w]
     inside = ((xx - (w - 1) / 2) / (w / 2)) ** 2 + ((yy - (h - 1) / 2) / (h / 2)) ** 2 <= 1
     out = np.zeros((h, w, 4), dtype=np.uint8)
