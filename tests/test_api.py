@@ -8,8 +8,12 @@ size refusals need only kilobytes).
 from __future__ import annotations
 
 import io
+import shutil
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -483,6 +487,43 @@ def test_tile_png_is_cut_from_its_sheet(api: httpx.Client) -> None:
 
 def test_image_png_unknown_is_404(api: httpx.Client) -> None:
     assert_error(api.get("/images/987654321.png"), 404, "not_found")
+
+
+# --- serving beside a running update ---
+
+
+def test_serves_while_update_runs(data: SearchData, tmp_path: Path) -> None:
+    """A copy of the data folder is served while ``update`` adds a new page to it: every
+    request meanwhile is answered, and the new page's image is found once the update ends."""
+    from ogasearch.pipeline import Workspace, update
+
+    folder = tmp_path / "data"
+    shutil.copytree(data.settings.data, folder)
+    settings = data.settings.model_copy(update={"data": folder})
+    fresh = Image.new("RGBA", (20, 20), (30, 200, 90, 255))
+    fresh.paste((240, 240, 20, 255), (4, 4, 16, 16))
+    fresh.paste((10, 10, 120, 255), (8, 8, 12, 12))
+    data.site.site.add_page(
+        "Fresh green block", {"fresh_block.png": png(fresh)}, author="newcomer", slug="fresh-block"
+    )
+    statuses: list[int] = []
+    with running_server(create_app(settings)) as url, httpx.Client(base_url=url, timeout=60) as c:
+        before = upload(c, png(fresh), k=1).json()["results"]
+        pages_before = c.get("/api/stats").json()["pages"]
+        assert before[0]["page_url"] != data.page_url("fresh-block")
+        worker = threading.Thread(target=lambda: update(Workspace(settings)))
+        worker.start()
+        while worker.is_alive():
+            statuses.append(c.get("/api/stats").status_code)
+            statuses.append(upload(c, sprite_bytes(ALIEN), k=5).status_code)
+        worker.join()
+        time.sleep(1.5)  # the server re-reads a newer index at most once a second
+        after = upload(c, png(fresh), k=1).json()["results"]
+        stats = c.get("/api/stats").json()
+    assert statuses and set(statuses) == {200}
+    assert after[0]["page_url"] == data.page_url("fresh-block")
+    assert after[0]["match"] == "exact"
+    assert stats["pages"] == pages_before + 1
 
 
 # --- the contract itself ---
