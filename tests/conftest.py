@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -24,3 +25,38 @@ def pg_url(pg_admin_url: str, request: pytest.FixtureRequest) -> str:
     """A fresh, empty PostgreSQL database for one test."""
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50].lower()
     return create_database(pg_admin_url, name)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus 2.3 standalone server for the session, stopped at the end.
+
+    Shared by the index contract tests, the end-to-end search tests and the scale-out test.
+    """
+    try:
+        from milvus import MilvusServer, MilvusServerConfig
+    except ImportError as exc:
+        pytest.skip(f"Milvus server could not be started: the milvus package is missing ({exc})")
+    # A server of our own rather than milvus.default_server, so no other user of that global
+    # can stop or reconfigure it under us.
+    server = MilvusServer(MilvusServerConfig())
+    base = tmp_path_factory.mktemp("milvus-server")
+    server.set_base_dir(str(base))
+    server.listen_port = _free_port()  # the first free port from here on
+    try:
+        server.start()
+    except Exception as exc:
+        server.stop()
+        logs = base / "logs" / "milvus-stderr.log"
+        tail = logs.read_text(errors="replace")[-2000:] if logs.exists() else ""
+        pytest.skip(f"Milvus server could not be started: {exc!r}\n{tail}")
+    try:
+        yield f"http://{server.server_address}:{server.listen_port}"
+    finally:
+        server.stop()
