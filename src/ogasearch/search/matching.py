@@ -1,0 +1,225 @@
+"""The multi-path matcher: a query image in, ranked ``(id, score, path)`` out.
+
+Written against two small interfaces so the same code runs on an in-memory corpus (the quality
+benchmark, tests) and on the product's catalog + vector index:
+
+* ``VectorSearch``: ``search(queries (n, d), k, tiles=None) -> [[(id, cosine), ...], ...]``,
+  exactly ``ogasearch.index.VectorIndex.search``;
+* ``HashLookup``: ``lookup(kind, value) -> [ids]`` for ``kind`` "canonical"
+  (``images.canonical_sha256``) and "structure" (the recolour-invariant pattern hash).
+
+Paths, strongest first (a result keeps the strongest path that found it):
+
+1. ``exact``: the canonical pixels (upscale undone, flat background removed, cropped) of the
+   query or of its mirror image hash equal to an indexed image's.
+2. ``near``: the colour-index pattern of the query or its mirror equals an indexed image's
+   (a recolouring: hue shift, palette swap); ranked among themselves by vector similarity.
+3. ``vector``: cosine similarity of CNN features of the canonical query and its mirror.
+4. ``region``: for screenshot-like queries, candidate regions (``regions.candidate_regions``)
+   embedded and searched like queries of their own, fused by best score.
+
+Ranking is by path tier (exact, near, then vector/region together) and, within a tier, by
+score; ``score`` is the best cosine similarity seen for the id (1.0 for exact matches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from ogasearch.embed.extractors import FeatureExtractor, l2_normalise
+from ogasearch.embed.preprocess import (
+    canonicalise,
+    flip,
+    pixel_hash,
+    prepare_canonical,
+    structure_hash,
+)
+from ogasearch.search.regions import candidate_regions, looks_like_scene
+
+TileFilter = Literal["only", "exclude"] | None
+Hit = tuple[int, float]
+Path = Literal["exact", "near", "vector", "region"]
+TIERS: dict[str, int] = {"exact": 3, "near": 2, "vector": 1, "region": 1}
+
+
+class VectorSearch(Protocol):
+    def search(
+        self, queries: npt.ArrayLike, k: int, tiles: TileFilter = None
+    ) -> list[list[Hit]]: ...
+
+
+class HashLookup(Protocol):
+    def lookup(self, kind: str, value: str) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class Match:
+    id: int
+    score: float
+    path: Path
+
+
+@dataclass
+class MatchConfig:
+    """Knobs of the matcher (defaults chosen on the quality benchmark, see docs/benchmarks.md)."""
+
+    mirror: bool = True  # also search with the query's mirror image
+    hashes: bool = True  # exact and structure hash paths
+    regions: bool = True  # region path for scene-like queries
+    # region path runs when the best whole-image score is below this (a good whole-image
+    # match means the query is the sprite itself, not a scene containing it)
+    region_below: float = 0.9
+    region_penalty: float = 0.0  # subtracted from region scores before fusion
+    # subtracted from matches found through the mirror image: a tile set often holds both a
+    # sprite and its mirror, and the query as given must win that tie
+    mirror_penalty: float = 0.005
+    pool: int = 50  # neighbours fetched per query vector (>= k)
+
+
+@dataclass
+class _Fused:
+    best: dict[int, tuple[int, float, str]] = field(default_factory=dict)
+
+    def add(self, ident: int, score: float, path: str) -> None:
+        tier = TIERS[path]
+        old = self.best.get(ident)
+        if old is None or (tier, score) > (old[0], old[1]):
+            self.best[ident] = (tier, score, path)
+
+    def ranked(self, k: int) -> list[Match]:
+        items = sorted(self.best.items(), key=lambda kv: (kv[1][0], kv[1][1]), reverse=True)
+        return [Match(i, float(s), p) for i, (_, s, p) in items[:k]]  # type: ignore[arg-type]
+
+
+class Matcher:
+    """Runs every path for a query and fuses the results (see module docstring)."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        vectors: VectorSearch,
+        hashes: HashLookup | None = None,
+        config: MatchConfig | None = None,
+    ) -> None:
+        self.extractor = extractor
+        self.vectors = vectors
+        self.hashes = hashes
+        self.config = config or MatchConfig()
+
+    def search(self, img: Image.Image, k: int = 10, tiles: TileFilter = None) -> list[Match]:
+        cfg = self.config
+        canon = canonicalise(img)
+        views = [canon.image, flip(canon.image)] if cfg.mirror else [canon.image]
+        fused = _Fused()
+        size = self.extractor.input_size
+        vecs = self.extractor.embed(np.stack([prepare_canonical(v, size) for v in views]))
+        vector_hits = self.vectors.search(vecs, max(k, cfg.pool), tiles)
+        penalties = [0.0, cfg.mirror_penalty]
+        vector_score: dict[int, float] = {}
+        for hits, penalty in zip(vector_hits, penalties, strict=False):
+            for ident, score in hits:
+                vector_score[ident] = max(score - penalty, vector_score.get(ident, -1.0))
+                fused.add(ident, score - penalty, "vector")
+        if cfg.hashes and self.hashes is not None:
+            for view, penalty in zip(views, penalties, strict=False):
+                for ident in self.hashes.lookup("canonical", pixel_hash(view)):
+                    fused.add(ident, 1.0 - penalty, "exact")
+                pattern = structure_hash(view)
+                if pattern is not None:
+                    for ident in self.hashes.lookup("structure", pattern):
+                        fused.add(ident, vector_score.get(ident, 0.0) - penalty, "near")
+        best = max(vector_score.values(), default=0.0)
+        if cfg.regions and best < cfg.region_below and looks_like_scene(canon):
+            self._search_regions(img, fused, max(k, cfg.pool), tiles)
+        return fused.ranked(k)
+
+    def _search_regions(
+        self, img: Image.Image, fused: _Fused, pool: int, tiles: TileFilter
+    ) -> None:
+        regions = candidate_regions(img)
+        if not regions:
+            return
+        size = self.extractor.input_size
+        views: list[Image.Image] = []
+        for region in regions:
+            views.append(region)
+            if self.config.mirror:
+                views.append(flip(region))
+        vecs = self.extractor.embed(np.stack([prepare_canonical(v, size) for v in views]))
+        for hits in self.vectors.search(vecs, pool, tiles):
+            for ident, score in hits:
+                fused.add(ident, score - self.config.region_penalty, "region")
+        if self.hashes is not None and self.config.hashes:
+            for view in views:
+                for ident in self.hashes.lookup("canonical", pixel_hash(view)):
+                    fused.add(ident, 1.0, "exact")
+
+
+# --- in-memory implementations (benchmark, tests, small corpora) ------------------------------
+
+
+class InMemoryVectors:
+    """Exact (brute-force) cosine search over a matrix; same ``search`` as ``VectorIndex``."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._tile = np.zeros(0, dtype=bool)
+
+    def add(
+        self, ids: npt.ArrayLike, vectors: npt.ArrayLike, is_tile: npt.ArrayLike | None = None
+    ) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        vectors = l2_normalise(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
+        tile = np.zeros(ids.size, bool) if is_tile is None else np.asarray(is_tile, dtype=bool)
+        keep = ~np.isin(self._ids, ids)
+        self._ids = np.concatenate([self._ids[keep], ids])
+        self._vectors = np.concatenate([self._vectors[keep], vectors])
+        self._tile = np.concatenate([self._tile[keep], tile])
+
+    def __len__(self) -> int:
+        return int(self._ids.size)
+
+    def search(self, queries: npt.ArrayLike, k: int, tiles: TileFilter = None) -> list[list[Hit]]:
+        q = l2_normalise(np.asarray(queries, dtype=np.float32).reshape(-1, self.dim))
+        mask = np.ones(self._ids.size, bool)
+        if tiles == "only":
+            mask = self._tile
+        elif tiles == "exclude":
+            mask = ~self._tile
+        ids, vectors = self._ids[mask], self._vectors[mask]
+        if ids.size == 0:
+            return [[] for _ in range(q.shape[0])]
+        scores = q @ vectors.T
+        k = min(k, ids.size)
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        out: list[list[Hit]] = []
+        for row, cand in zip(scores, top, strict=True):
+            order = cand[np.argsort(-row[cand], kind="stable")]
+            out.append([(int(ids[j]), float(row[j])) for j in order])
+        return out
+
+
+class InMemoryHashes:
+    """``HashLookup`` over dictionaries."""
+
+    def __init__(self) -> None:
+        self._maps: dict[str, dict[str, list[int]]] = {}
+
+    def add(self, ident: int, kind: str, value: str | None) -> None:
+        if value is not None:
+            self._maps.setdefault(kind, {}).setdefault(value, []).append(ident)
+
+    def add_many(self, ids: Iterable[int], kind: str, values: Sequence[str | None]) -> None:
+        for ident, value in zip(ids, values, strict=True):
+            self.add(ident, kind, value)
+
+    def lookup(self, kind: str, value: str) -> list[int]:
+        return list(self._maps.get(kind, {}).get(value, ()))
