@@ -40,10 +40,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ogasearch.embed.extractors import OnnxEfficientNet, PoolingSpec, l2_normalise
+from ogasearch.embed.extractors import OnnxEfficientNet, PoolingSpec
 from ogasearch.embed.preprocess import IMAGENET_MEAN, IMAGENET_STD, canonical, pixel_hash
 from ogasearch.embed.signatures import signatures
-from ogasearch.search.matching import InMemoryHashes, InMemoryVectors, Matcher, MatchConfig
+from ogasearch.search.matching import InMemoryHashes, InMemoryVectors, MatchConfig, Matcher
 from ogasearch.tiles.grid import find_tiles
 
 CRAWL = Path("/usr/share/crawl/dat/tiles")
@@ -200,7 +200,7 @@ def hue_shift(img: Image.Image, degrees: float) -> Image.Image:
         ]
     )
     out = a.copy()
-    out[..., :3] = shifted[inverse.ravel()].reshape(a.shape[:2] + (3,))
+    out[..., :3] = shifted[inverse.ravel()].reshape((*a.shape[:2], 3))
     return Image.fromarray(np.rint(out * 255).astype(np.uint8))
 
 
