@@ -7,15 +7,23 @@ spaces; its schema is the whole contract:
     vector   FLOAT_VECTOR(dim)   HNSW index, COSINE metric
     is_tile  BOOL                filtered with a boolean expression
 
-The collection uses Strong consistency, so a search right after an upsert or a delete sees it,
-as it does with the embedded index. Milvus makes inserts durable in its own log when the call
-returns; ``flush`` additionally seals the growing segments so they get indexed.
+Reads see this client's own writes, as with the embedded index: a read within a few seconds of
+this client's last upsert or delete (or of its opening) uses Strong consistency, any other read
+Bounded staleness (other processes' writes show up within Milvus' graceful time, 5 s by
+default). Measured on a 2-core machine against Milvus 2.3.5: Strong 220 ms per search, Bounded
+2 ms. Session consistency, meant for exactly this, missed this client's deletes there (pymilvus
+3.0.2 does not track their timestamps), so it is not used.
+
+Milvus makes inserts durable in its own log when the call returns; ``flush`` additionally seals
+the growing segments so they get indexed, and is skipped when this client wrote nothing since
+its last flush.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -34,11 +42,15 @@ HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 DEFAULT_EF = 128
 # Rows per upsert request: 256-d float vectors stay far below gRPC's 64 MiB message limit.
 UPSERT_BATCH = 2_000
-# Ids per delete request (the expression ``id in [...]`` grows with it) and per query page.
+# Ids per delete request (the expression ``id in [...]`` grows with it) and per query page
+# (Milvus answers at most 16384 rows per query).
 DELETE_BATCH = 10_000
-ITERATOR_BATCH = 10_000
+ID_PAGE = 10_000
 # Query vectors per search request (Milvus' limit on nq is 16384).
 SEARCH_BATCH = 1_000
+
+# Milvus' default common.gracefulTime is 5 s: older writes are visible to Bounded reads.
+STRONG_READS_AFTER_WRITE_S = 6.0
 
 _TILE_EXPR = {None: "", "only": "is_tile == true", "exclude": "is_tile == false"}
 
@@ -94,6 +106,7 @@ class MilvusIndex(VectorIndex):
         self.model = model
         self.ef = ef
         self.collection = collection_name(model)
+        self.id_page = ID_PAGE
         try:
             self._client = MilvusClient(**client_args(uri))
         except Exception as exc:
@@ -108,6 +121,10 @@ class MilvusIndex(VectorIndex):
             self._client.close()
             raise
         self._closed = False
+        self._dirty = False
+        # Reads in the first seconds are Strong too, so that whatever was written before this
+        # client opened (by a process that just finished, say) is seen, as with a reopened file.
+        self._last_write = time.monotonic()
 
     def _create(self) -> None:
         from pymilvus import DataType, MilvusClient
@@ -128,7 +145,7 @@ class MilvusIndex(VectorIndex):
             self.collection,
             schema=schema,
             index_params=index_params,
-            consistency_level="Strong",
+            consistency_level="Bounded",
         )
 
     def _check_schema(self) -> None:
@@ -164,6 +181,7 @@ class MilvusIndex(VectorIndex):
                 )
             ]
             self._client.upsert(self.collection, rows)
+            self._wrote()
 
     def remove(self, ids: npt.ArrayLike) -> None:
         id_arr = self._check_ids(ids)
@@ -172,6 +190,7 @@ class MilvusIndex(VectorIndex):
             batch = id_arr[start : start + DELETE_BATCH].tolist()
             if batch:
                 self._client.delete(self.collection, ids=batch)
+                self._wrote()
 
     def search(self, queries: npt.ArrayLike, k: int, tiles: TileFilter = None) -> list[list[Hit]]:
         self._check_search(k, tiles)
@@ -189,6 +208,7 @@ class MilvusIndex(VectorIndex):
                 limit=k,
                 output_fields=["id"],
                 search_params=params,
+                consistency_level=self._consistency(),
             )
             for hits in found:
                 row = [(int(h["id"]), min(1.0, max(-1.0, float(h["distance"])))) for h in hits]
@@ -197,26 +217,74 @@ class MilvusIndex(VectorIndex):
         return results
 
     def ids(self) -> np.ndarray:
+        """All ids, a page at a time by primary-key cursor (``id > last``).
+
+        This is what pymilvus' own query iterator does, with the same request flags that make
+        Milvus answer in key order; the iterator itself read a stale snapshot against Milvus
+        2.3.5, so it is not used. Should the pages not add up to ``count(*)`` (a Milvus that
+        ignores the flags), the ids are fetched again range by range, which relies on nothing
+        but the filter, only slower.
+        """
         self._check_open()
-        iterator = self._client.query_iterator(
-            self.collection, batch_size=ITERATOR_BATCH, filter="", output_fields=["id"]
-        )
+        total = len(self)
         found: list[int] = []
-        try:
-            while batch := iterator.next():
-                found.extend(int(row["id"]) for row in batch)
-        finally:
-            iterator.close()
+        last = -1
+        while True:
+            page = self._query_ids(f"id > {last}", in_key_order=True)
+            if not page:
+                break
+            found.extend(page)
+            last = max(page)
+        if len(found) != total or len(set(found)) != total:
+            found = self._ids_by_ranges()
         return np.sort(np.asarray(found, dtype=np.int64))
+
+    def _ids_by_ranges(self) -> list[int]:
+        found: list[int] = []
+        ranges = [(0, (1 << 63) - 1)]  # inclusive bounds: every id >= 0 an INT64 can hold
+        while ranges:
+            low, high = ranges.pop()
+            expr = f"id >= {low} and id <= {high}"
+            count = self._count(expr)
+            if count == 0:
+                continue
+            if count <= self.id_page or high - low < self.id_page:
+                found.extend(self._query_ids(expr))
+            else:
+                middle = low + (high - low) // 2
+                ranges += [(middle + 1, high), (low, middle)]
+        return found
+
+    def _query_ids(self, expr: str, in_key_order: bool = False) -> list[int]:
+        flags = {"iterator": "True", "reduce_stop_for_best": "True"} if in_key_order else {}
+        rows = self._client.query(
+            self.collection,
+            filter=expr,
+            output_fields=["id"],
+            limit=self.id_page,
+            consistency_level=self._consistency(),
+            **flags,
+        )
+        return [int(row["id"]) for row in rows]
+
+    def _count(self, expr: str) -> int:
+        rows = self._client.query(
+            self.collection,
+            filter=expr,
+            output_fields=["count(*)"],
+            consistency_level=self._consistency(),
+        )
+        return int(rows[0]["count(*)"])
 
     def __len__(self) -> int:
         self._check_open()
-        rows = self._client.query(self.collection, filter="", output_fields=["count(*)"])
-        return int(rows[0]["count(*)"])
+        return self._count("")
 
     def flush(self) -> None:
         self._check_open()
-        self._client.flush(self.collection)
+        if self._dirty:
+            self._client.flush(self.collection)
+            self._dirty = False
 
     def close(self) -> None:
         if self._closed:
@@ -226,6 +294,14 @@ class MilvusIndex(VectorIndex):
         finally:
             self._closed = True
             self._client.close()
+
+    def _wrote(self) -> None:
+        self._dirty = True
+        self._last_write = time.monotonic()
+
+    def _consistency(self) -> str:
+        recent = time.monotonic() - self._last_write < STRONG_READS_AFTER_WRITE_S
+        return "Strong" if recent else "Bounded"
 
     def __repr__(self) -> str:
         return f"MilvusIndex({self.uri!r}, collection={self.collection!r}, dim={self.dim})"
