@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 QUERIES = {
     "pages": "SELECT slug, url, node_id, title, post_date_text, art_type, description, "
@@ -18,11 +18,14 @@ QUERIES = {
     "files": "SELECT p.slug, f.url, f.name, f.link_text, f.kind, f.fid, f.declared_size, "
     "f.present, f.state, f.sha256, f.size FROM files f JOIN pages p ON p.id = f.page_id",
     "blobs": "SELECT sha256, size FROM blobs",
+    "embeddings": "SELECT f.url, i.archive_path, i.box, e.model, e.dim FROM embeddings e "
+    "JOIN images i ON i.id = e.image_id JOIN files f ON f.id = i.file_id",
     "members": "SELECT f.url, m.path, m.kind, m.size, m.sha256, m.state, m.error, "
     "pm.path FROM members m JOIN files f ON f.id = m.file_id "
     "LEFT JOIN members pm ON pm.id = m.parent_id",
     "images": "SELECT f.url, i.archive_path, i.box, i.sha256, i.pixel_sha256, i.phash, "
-    "i.format, i.width, i.height, i.frames, i.tiles_state, pi.archive_path, pi.box "
+    "i.format, i.width, i.height, i.frames, i.tiles_state, pi.archive_path, pi.box, "
+    "i.embed_state, i.indexed, i.canonical_sha256, i.structure_sha256 "
     "FROM images i JOIN files f ON f.id = i.file_id LEFT JOIN images pi ON pi.id = i.parent_id",
 }
 
@@ -55,6 +58,8 @@ def count_duplicates(url: str) -> dict[str, int]:
     }
     engine = create_engine(url)
     try:
+        if not inspect(engine).has_table("images"):  # killed before the schema was created
+            return dict.fromkeys(checks, 0)
         with engine.connect() as conn:
             return {k: int(conn.execute(text(q)).scalar_one()) for k, q in checks.items()}
     finally:
