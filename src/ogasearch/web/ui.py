@@ -150,7 +150,6 @@ class PageState:
     took_ms: float | None = None
     has_more: bool = False
     query_image_url: str | None = None
-    query_caption: str | None = None
 
 
 def _run(
@@ -167,17 +166,12 @@ def _run(
             return service.by_image(image, k=k, filters=filters), f"/uploads/{query.upload}"
     if query.mode == "url":
         cached = cache.for_url(query.url)
-        if cached is None:
-            fetched = fetch_query_bytes(query.url, settings)
-            with open_query_image(fetched.data, settings.limits):
-                pass  # refuse before caching
-            key, data = cache.put(fetched.data, url=query.url), fetched.data
-        else:
-            key, data = cached
+        data = cached[1] if cached else fetch_query_bytes(query.url, settings).data
         with open_query_image(data, settings.limits) as image:
-            return service.by_image(image, k=k, filters=filters), f"/uploads/{key}"
-    if query.mode == "similar":
-        assert query.similar is not None
+            response = service.by_image(image, k=k, filters=filters)
+        key = cached[0] if cached else cache.put(data, url=query.url)  # only readable images
+        return response, f"/uploads/{key}"
+    if query.mode == "similar" and query.similar is not None:
         try:
             response = service.similar(query.similar, k=k, filters=filters)
         except KeyError:
