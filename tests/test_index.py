@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -470,7 +469,7 @@ def test_kill_during_flush_leaves_the_previous_or_the_new_index(tmp_path: Path) 
                 deadline = time.monotonic() + 60
                 while not (folder / stage).exists() and child.poll() is None:
                     assert time.monotonic() < deadline, f"{stage} never appeared"
-            os.kill(child.pid, signal.SIGKILL)
+            child.send_signal(signal.SIGKILL)  # a no-op if the flush was quicker than the poll
         finally:
             child.kill()
             child.wait()
@@ -487,6 +486,7 @@ def test_kill_during_flush_leaves_the_previous_or_the_new_index(tmp_path: Path) 
         assert HnswIndex(folder, dim, "crash-model").generation == (
             2 if outcomes[-1] == "old" else 3
         )
-    # The kill at the first file must land before the switch, the no-kill run after it.
-    assert outcomes[0] == "old"
+    # Some kills must have landed before the switch (the first file takes milliseconds to
+    # write), and the run left alone must end in the new state.
+    assert "old" in outcomes[:-1]
     assert outcomes[-1] == "new"

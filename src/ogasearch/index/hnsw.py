@@ -233,18 +233,16 @@ class HnswIndex(VectorIndex):
                 kk = min(k, len(part.live))
                 if kk and len(q):
                     found.append(part.search(q, kk, self.ef, threads))
-        if not found:
-            return [[] for _ in range(len(q))]
-        labels = np.concatenate([f[0] for f in found], axis=1)
-        scores = np.concatenate([f[1] for f in found], axis=1)
-        if len(found) > 1:
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            labels = np.take_along_axis(labels, order, axis=1)
-            scores = np.take_along_axis(scores, order, axis=1)
-        return [
-            list(zip(row_ids.tolist(), row_scores.tolist(), strict=True))
-            for row_ids, row_scores in zip(labels, scores.astype(np.float64), strict=True)
-        ]
+        results: list[list[Hit]] = []
+        for row in range(len(q)):
+            hits: list[Hit] = []
+            for labels, scores in found:
+                hits.extend(zip(labels[row].tolist(), scores[row].tolist(), strict=True))
+            if len(found) > 1:
+                hits.sort(key=lambda hit: -hit[1])
+                del hits[k:]
+            results.append(hits)
+        return results
 
     def ids(self) -> np.ndarray:
         with self._mutex:
