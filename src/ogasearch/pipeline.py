@@ -59,9 +59,13 @@ class Workspace:
     def index(self):  # type: ignore[no-untyped-def]
         from ogasearch.index import open_index
 
-        index = open_index(
-            self.settings.vectors, self.settings.data, self.extractor.dim, self.extractor.name
+        extractor = self.extractor
+        # The embedded index lives in a folder per model, so changing the extractor starts a
+        # fresh index instead of mixing vector spaces (the embed stage re-embeds everything).
+        uri = self.settings.vectors or str(
+            self.settings.data / "vectors" / f"{extractor.name}-{extractor.dim}"
         )
+        index = open_index(uri, self.settings.data, extractor.dim, extractor.name)
         self._closers.append(index.close)
         return index
 

@@ -77,13 +77,22 @@ def embed(
     extractor: FeatureExtractor | None = None,
 ) -> EmbedStats:
     stats = EmbedStats()
-    with engine.connect() as conn:
+    extractor = extractor or open_extractor(settings)
+    with engine.begin() as conn:
+        # Vectors of another model (or another version of it) are stale: embed those again.
+        stale = select(embeddings.c.image_id).where(
+            (embeddings.c.model != extractor.name) | (embeddings.c.dim != extractor.dim)
+        )
+        conn.execute(
+            update(images)
+            .where(images.c.id.in_(stale))
+            .values(embed_state="pending", indexed=False)
+        )
         total = conn.execute(
             select(func.count()).where(images.c.embed_state == "pending")
         ).scalar_one()
     if total == 0:
         return stats
-    extractor = extractor or open_extractor(settings)
     size = extractor.input_size
     pixels_of = PixelCache(store, settings.limits)
     with progress(total, "embed", "img") as bar:

@@ -130,7 +130,10 @@ def open_image(source: str | os.PathLike[str] | BinaryIO, limits: Limits) -> Ima
         if fmt is None:
             raise ImageRejected("unsupported format: not a PNG, GIF, JPEG, BMP or WebP file")
         raise ImageRejected(f"unsupported format {fmt}")
-    Image.MAX_IMAGE_PIXELS = limits.max_image_pixels
+    # Pillow's guard is process-wide: only ever raise it, so that concurrent callers with
+    # smaller limits (web queries) cannot make a larger image fail; each call's own limit is
+    # enforced by the explicit check in ``_checked``, before any pixel is decoded.
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limits.max_image_pixels)
     if isinstance(source, str | os.PathLike):
         _checked(source, fmt, limits, verify=True).close()
         return _checked(source, fmt, limits, verify=False)

@@ -40,6 +40,7 @@ from ogasearch.store.pixels import load_pixels
 
 HASH_COLUMNS = {"canonical": images.c.canonical_sha256, "structure": images.c.structure_sha256}
 REFRESH_SECONDS = 1.0
+MAX_POOL = 16_000  # largest neighbour pool asked for when filters thin the results
 NEAR_PHASH_BITS = 4  # near-copies: perceptual hashes at most this many bits apart ...
 NEAR_COSINE = 0.97  # ... and feature vectors at least this similar
 
@@ -77,8 +78,13 @@ class SearchService:
     ) -> SearchResponse:
         start = time.perf_counter()
         filters = filters or Filters()
-        matches = self.matcher.search(image, k=self._pool(k), tiles=filters.tiles)
-        return self._respond(matches, k, filters, start)
+        pool = self._pool(k)
+        while True:
+            matches = self.matcher.search(image, k=pool, tiles=filters.tiles)
+            results = self._results(matches, k, filters)
+            if not self._widen(results, matches, k, pool, filters):
+                return SearchResponse(results, (time.perf_counter() - start) * 1000)
+            pool *= 4
 
     def similar(self, image_id: int, k: int = 20, filters: Filters | None = None) -> SearchResponse:
         start = time.perf_counter()
@@ -91,17 +97,23 @@ class SearchService:
             ).first()
         if row is None:
             raise KeyError(image_id)
-        matches: list[Match] = []
+        exact: list[Match] = []
         if row.canonical_sha256:
-            exact = CatalogHashes(self).lookup("canonical", row.canonical_sha256)
-            matches += [Match(i, 1.0, "exact") for i in exact]
-        if row.vector is not None:
-            vector = decode_vectors([row.vector], row.dim)
-            for ident, score in self._index().search(vector, self._pool(k), filters.tiles)[0]:
-                matches.append(Match(ident, float(score), "vector"))
-        if not any(m.id == image_id for m in matches):
-            matches.insert(0, Match(image_id, 1.0, "exact"))
-        return self._respond(matches, k, filters, start)
+            ids = CatalogHashes(self).lookup("canonical", row.canonical_sha256)
+            exact = [Match(i, 1.0, "exact") for i in ids]
+        if not any(m.id == image_id for m in exact):
+            exact.insert(0, Match(image_id, 1.0, "exact"))
+        pool = self._pool(k)
+        while True:
+            matches = list(exact)
+            if row.vector is not None:
+                vector = decode_vectors([row.vector], row.dim)
+                for ident, score in self._index().search(vector, pool, filters.tiles)[0]:
+                    matches.append(Match(ident, float(score), "vector"))
+            results = self._results(matches, k, filters)
+            if not self._widen(results, matches, k, pool, filters):
+                return SearchResponse(results, (time.perf_counter() - start) * 1000)
+            pool *= 4
 
     def by_text(self, q: str, k: int = 20, filters: Filters | None = None) -> SearchResponse:
         start = time.perf_counter()
@@ -180,6 +192,15 @@ class SearchService:
     @staticmethod
     def _pool(k: int) -> int:
         return min(4 * k + 20, 1000)
+
+    @staticmethod
+    def _widen(
+        results: list[SearchResult], matches: Sequence[Match], k: int, pool: int, filters: Filters
+    ) -> bool:
+        """Search again with a larger pool? Only when filters (applied after the nearest
+        neighbours come back) left fewer than ``k`` results and more neighbours exist."""
+        filtered = filters.license is not None or filters.art_type is not None
+        return filtered and len(results) < k and len(matches) >= pool and pool < MAX_POOL
 
     def _respond(
         self,
