@@ -47,8 +47,8 @@ from ogasearch.search.matching import InMemoryHashes, InMemoryVectors, MatchConf
 from ogasearch.tiles.grid import find_tiles
 
 CRAWL = Path("/usr/share/crawl/dat/tiles")
-CRAWL_CUT = ("main", "player", "floor", "wall", "gui")
-CRAWL_WHOLE = ("feat",)
+CRAWL_CUT = ("main", "player", "floor", "feat", "gui")
+CRAWL_WHOLE = ("wall",)
 KENNEY_WHOLE = ("spritesheets/tiles.png",)
 KENNEY_SKIP = ("backgrounds", "spritesheets", "miami_synth_parallax/layers", "cybercity_background")
 TRANSFORMS = (
@@ -105,8 +105,10 @@ def build_corpus(size: int, seed: int) -> list[Item]:
     items: list[Item] = []
     seen: set[str] = set()
 
-    def add(img: Image.Image, category: str, **kw: object) -> Item | None:
+    def add(img: Image.Image, category: str, tile: bool = False, **kw: object) -> Item | None:
+        # whole images are distinct; a tile may equal a whole image (as in the catalog)
         key = hashlib.sha1(np.asarray(img).tobytes() + str(img.size).encode()).hexdigest()
+        key = f"tile:{key}" if tile else key
         if key in seen:
             return None
         seen.add(key)
@@ -144,7 +146,7 @@ def build_corpus(size: int, seed: int) -> list[Item]:
         sheet = add(img, cat, is_sheet=True)
         assert sheet is not None
         for box in find_tiles(img):
-            add(img.crop(box.pil_box), cat, parent=sheet.id)
+            add(img.crop(box.pil_box), cat, tile=True, parent=sheet.id)
     return items
 
 
@@ -533,10 +535,15 @@ def record(
         f"- corpus: {len(items)} images, {len(queries)} queries, seed {args.seed}\n\n"
         f"{text}\n"
     )
-    existing = docs.read_text() if docs.exists() else "# Benchmarks\n"
-    if "## Quality" not in existing:
-        existing += "\n## Quality\n"
-    docs.write_text(existing.rstrip("\n") + "\n" + entry)
+    text_now = docs.read_text() if docs.exists() else "# Benchmarks\n"
+    if "\n## Quality" not in text_now:
+        text_now = text_now.rstrip("\n") + "\n\n## Quality\n"
+    # the entry goes at the end of the Quality section, before the next section if any
+    start = text_now.index("\n## Quality") + 1
+    nxt = text_now.find("\n## ", start + 1)
+    cut = len(text_now) if nxt < 0 else nxt + 1
+    head, tail = text_now[:cut].rstrip("\n") + "\n", text_now[cut:]
+    docs.write_text(head + entry + ("\n" + tail if tail else ""))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 FEATURE_MAPS = ("stage5", "head")
@@ -46,7 +47,9 @@ def export(variant: str, size: int, target: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".part", dir=target.parent)
     os.close(fd)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the padding sizes are constants for a fixed input size, as the tracer warns
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 Maps().eval(),
                 (torch.zeros(1, 3, size, size),),

@@ -105,7 +105,11 @@ def grid_blobs(rgba: np.ndarray) -> list[Image.Image]:
         const = spread.max(axis=-1) <= EDGE_TOLERANCE
         means = blocks.mean(axis=(1, 3))
         sprite_blocks = const & ~_scene_blocks(const, means)
-        labels, n = ndimage.label(sprite_blocks, structure=np.ones((3, 3), bool))
+        # parts of one sprite cut apart by a flat area the scene flood reached: join parts
+        # that are within two blocks of each other
+        joined = ndimage.binary_dilation(sprite_blocks, structure=np.ones((3, 3), bool))
+        labels, n = ndimage.label(joined)
+        labels[~sprite_blocks] = 0
         if n == 0:
             continue
         sizes = ndimage.sum(sprite_blocks, labels, index=np.arange(1, n + 1))
