@@ -35,7 +35,10 @@ def open_catalog(url: str) -> Engine:
         engine = create_engine(parsed, pool_pre_ping=True)
     else:
         raise CatalogError(f"unsupported catalog URL {url!r}: use sqlite:/// or postgresql://")
+    from ogasearch.catalog.claims import serialise  # claims imports this module
+
     with engine.begin() as conn:
+        serialise(conn, "catalog.schema")  # workers started together create the tables once
         metadata.create_all(conn)
         version = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
         if version is None:

@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ogasearch.catalog.claims import claim
+from ogasearch.catalog.claims import claim, one_at_a_time
 from ogasearch.catalog.db import record_failure, utcnow
 from ogasearch.catalog.schema import (
     authors,
@@ -121,19 +121,22 @@ def crawl(
 def _walk_listing(
     engine: Engine, settings: Settings, client: PoliteClient, full: bool, stats: CrawlStats
 ) -> None:
-    with engine.connect() as conn:
-        state = _get_json(conn, WALK_KEY)
-        full_walk_done = _get_meta(conn, FULL_WALK_DONE_KEY) is not None
-    if state is None:
-        mode = "full" if full or not full_walk_done else "new"
-        state = {"mode": mode, "next_page": 0}
-    elif full:
-        state["mode"] = "full"
-    resumed = int(state["next_page"]) > 0
-    completed = _walk(engine, settings, client, state["mode"], int(state["next_page"]), stats)
-    if completed and resumed:
-        # Submissions made while the walk was interrupted are on the first pages.
-        _walk(engine, settings, client, "new", 0, stats)
+    # Several workers on one catalog walk it one after the other: the first walks it (full or
+    # new entries), the next ones find the walk done and ask only for page 0.
+    with one_at_a_time(engine, WALK_KEY):
+        with engine.connect() as conn:
+            state = _get_json(conn, WALK_KEY)
+            full_walk_done = _get_meta(conn, FULL_WALK_DONE_KEY) is not None
+        if state is None:
+            mode = "full" if full or not full_walk_done else "new"
+            state = {"mode": mode, "next_page": 0}
+        elif full:
+            state["mode"] = "full"
+        resumed = int(state["next_page"]) > 0
+        completed = _walk(engine, settings, client, state["mode"], int(state["next_page"]), stats)
+        if completed and resumed:
+            # Submissions made while the walk was interrupted are on the first pages.
+            _walk(engine, settings, client, "new", 0, stats)
 
 
 def _walk(

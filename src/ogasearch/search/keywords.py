@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, select, text
 
+from ogasearch.catalog.claims import serialise
 from ogasearch.catalog.db import is_postgres
 from ogasearch.catalog.schema import (
     authors,
@@ -106,6 +107,7 @@ def refresh_keywords(engine: Engine) -> KeywordStats:
     """Bring the full-text index in step with the catalog (one transaction)."""
     stats = KeywordStats()
     with engine.begin() as conn:
+        serialise(conn, "keywords.refresh")  # one worker at a time rewrites the index
         ensure_keyword_index(conn)
         docs = _documents(conn)
         stats.pages = len(docs)

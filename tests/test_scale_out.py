@@ -1,0 +1,213 @@
+"""Scale-out: several ``ogasearch update`` workers share one PostgreSQL catalog and one Milvus.
+
+Two real worker processes (the CLI, as a user would start them on two machines) run the whole
+pipeline at the same time against the local OGA site, with the catalog on PostgreSQL
+(``--catalog``), the vectors on a Milvus server (``--vectors``) and one shared data folder (the
+blob store; on several machines a shared mount). They must split the work: every content page
+and file requested once, every image and tile embedded exactly once (the embed counts the two
+workers print sum to the number of images + tiles, and both did some), nothing missing, the
+catalog equal to a single worker's on the embedded default (SQLite + in-process HNSW), and
+``ogasearch check --no-repair`` clean. A larger site (two listing pages) checks that the
+workers walk the listing once between them and split the content pages.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+
+from ogasearch.localsite import RequestRecord, RunningSite, build_site, serve_site
+from support.catalog_dump import count_duplicates, dump_catalog
+from support.runs import cli_args, cli_env, run_cli, sqlite_url
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.milvus]
+
+WORKERS = 2
+SCALE_SOURCE = Path("/usr/share/crawl/dat/tiles")  # Debian's crawl-tiles-data (CC0)
+# Small embed batches: the claims interleave finely, so both workers get a share of the
+# sample site's few hundred images and tiles even when one reaches the stage a little later.
+EMBED_BATCH = "8"
+# Per image (natural key): what the embed stage writes besides the vector.
+EMBED_COLUMNS = (
+    "SELECT f.url, i.archive_path, i.box, i.embed_state, i.indexed, i.canonical_sha256, "
+    "i.structure_sha256, e.model, e.dim, e.vector FROM images i JOIN files f ON f.id = i.file_id "
+    "LEFT JOIN embeddings e ON e.image_id = i.id"
+)
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[RunningSite]:
+    with serve_site(build_site()) as running:
+        yield running
+
+
+def _stage_stats(stdout: str) -> dict[str, Any]:
+    """``name: {json}`` lines printed by ``ogasearch update``, by stage name."""
+    stats: dict[str, Any] = {}
+    for line in stdout.splitlines():
+        name, sep, rest = line.partition(": ")
+        if sep and rest.startswith("{"):
+            stats[name] = json.loads(rest)
+    return stats
+
+
+def _fetches(records: list[RequestRecord]) -> Counter[str]:
+    """GETs of content pages and files (robots.txt and the listing are per worker)."""
+    return Counter(
+        r.path
+        for r in records
+        if r.method == "GET" and r.path.startswith(("/content/", "/sites/default/files/"))
+    )
+
+
+def _embedded(url: str) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(EMBED_COLUMNS))
+            return {(r[0], r[1], str(r[2])): tuple(r[3:]) for r in rows}
+    finally:
+        engine.dispose()
+
+
+def _drop_ogasearch_collections(uri: str) -> None:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=uri)
+    try:
+        for name in client.list_collections():
+            if name.startswith("ogasearch_"):
+                client.drop_collection(name)
+    finally:
+        client.close()
+
+
+def _start_worker(data: Path, site: str, catalog: str, *extra: str) -> subprocess.Popen[str]:
+    args = cli_args(data, site, "update", *extra, catalog=catalog)
+    return subprocess.Popen(
+        args,
+        env=cli_env(OGASEARCH_EMBED_BATCH=EMBED_BATCH),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(workers: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    """Wait for every worker; each must succeed. Their printed stage stats, in start order."""
+    started = time.monotonic()
+    outputs = []
+    try:
+        for worker in workers:
+            outputs.append(worker.communicate(timeout=600))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    elapsed = time.monotonic() - started
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, f"a worker failed after {elapsed:.0f} s:\n{stderr[-4000:]}"
+    return [_stage_stats(stdout) for stdout, _ in outputs]
+
+
+def test_two_workers_split_the_work_exactly_once(
+    site: RunningSite, pg_url: str, milvus_server_uri: str, tmp_path: Path
+) -> None:
+    # The reference: one worker on the embedded default (SQLite catalog, in-process HNSW).
+    single = tmp_path / "single"
+    site.clear_requests()
+    run_cli(single, site.base_url, "update", timeout=600)
+    single_fetches = _fetches(site.requests())
+    assert single_fetches and max(single_fetches.values()) == 1
+
+    # Scale-out: PostgreSQL + Milvus, two workers started together on one data folder. The
+    # exported ONNX model is copied in so both start embedding as soon as there is work.
+    shared = tmp_path / "shared"
+    shutil.copytree(single / "models", shared / "models")
+    _drop_ogasearch_collections(milvus_server_uri)
+    site.clear_requests()
+    workers = [
+        _start_worker(shared, site.base_url, pg_url, "--vectors", milvus_server_uri)
+        for _ in range(WORKERS)
+    ]
+    stats = _finish(workers)
+
+    # Crawl and download: every content page and file fetched once over both workers.
+    assert _fetches(site.requests()) == single_fetches
+
+    # The catalog: the same rows as the single worker's, no duplicates.
+    assert count_duplicates(pg_url) == dict.fromkeys(("pages", "files", "members", "images"), 0)
+    assert dump_catalog(pg_url) == dump_catalog(sqlite_url(single))
+
+    # Embed: each image and tile exactly once, by both workers together, all indexed.
+    embedded = _embedded(pg_url)
+    reference = _embedded(sqlite_url(single))
+    total = len(reference)
+    per_worker = [s["embed"]["embedded"] for s in stats]
+    assert sum(per_worker) == total, f"embedded per worker {per_worker}, {total} images + tiles"
+    assert all(n > 0 for n in per_worker), f"a worker embedded nothing: {per_worker}"
+    assert sum(s["embed"]["failed"] for s in stats) == 0
+    assert sum(s["index"]["vectors"]["indexed"] for s in stats) == total
+    assert embedded.keys() == reference.keys()
+    for key, (state, indexed, canon, structure, model, dim, vector) in embedded.items():
+        ref_state, ref_indexed, ref_canon, ref_structure, ref_model, ref_dim, ref_vector = (
+            reference[key]
+        )
+        assert (state, bool(indexed), canon, structure, model, dim) == (
+            ref_state,
+            bool(ref_indexed),
+            ref_canon,
+            ref_structure,
+            ref_model,
+            ref_dim,
+        ), key
+        # Batches of 8 and of 64 may round the last bits differently; float16 either way.
+        ours = np.frombuffer(vector, dtype="<f2").astype(np.float32)
+        theirs = np.frombuffer(ref_vector, dtype="<f2").astype(np.float32)
+        assert float(ours @ theirs) > 0.999, key
+
+    # The vector index on Milvus holds exactly the catalog's images.
+    check = run_cli(
+        shared,
+        site.base_url,
+        "check",
+        "--no-repair",
+        "--vectors",
+        milvus_server_uri,
+        catalog=pg_url,
+    )
+    report = json.loads(check.stdout.strip().splitlines()[-1])
+    assert report["clean"] and report["in_index"] == report["indexed_in_catalog"] == total
+    _drop_ogasearch_collections(milvus_server_uri)
+
+
+@pytest.mark.skipif(not SCALE_SOURCE.is_dir(), reason="needs Debian's crawl-tiles-data")
+def test_workers_walk_the_listing_once_and_split_the_pages(pg_url: str, tmp_path: Path) -> None:
+    """Three crawl workers start together on an empty PostgreSQL catalog (creating the tables
+    at the same moment): one walks the listing, the others wait for it and then ask only for
+    page 0, and the content pages are shared out with none fetched twice."""
+    site = build_site(scale_source=SCALE_SOURCE, pages=150)  # two listing pages of 144
+    with serve_site(site) as running:
+        workers = [
+            _start_worker(tmp_path, running.base_url, pg_url, "--stage", "crawl") for _ in range(3)
+        ]
+        stats = [s["crawl"] for s in _finish(workers)]
+        records = running.requests()
+    listing = [r for r in records if r.method == "GET" and r.path == "/art-search-advanced"]
+    walks = sorted(s["listing_pages"] for s in stats)
+    assert walks[:-1] == [1, 1] and walks[-1] >= 2, f"listing pages per worker: {walks}"
+    assert len(listing) == sum(walks)
+    fetched = _fetches(records)
+    assert len(fetched) == 150 and set(fetched.values()) == {1}
+    assert sum(s["new"] for s in stats) == 150
+    assert all(s["new"] > 0 for s in stats), f"pages per worker: {[s['new'] for s in stats]}"
