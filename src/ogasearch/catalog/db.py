@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,6 +12,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 
 from ogasearch.catalog.schema import SCHEMA_VERSION, failures, meta, metadata
+
+log = logging.getLogger(__name__)
 
 
 class CatalogError(RuntimeError):
@@ -64,7 +67,8 @@ def is_postgres(engine: Engine | Connection) -> bool:
 
 
 def record_failure(conn: Connection, stage: str, item: str, reason: str) -> None:
-    """Append a failure to the log, in the caller's transaction."""
+    """Append a failure to the log, in the caller's transaction, and say it in the run's log."""
+    log.warning("%s failed: %s: %s", stage, item, reason)
     conn.execute(insert(failures).values(stage=stage, item=item, reason=reason, at=utcnow()))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-FaultKind = Literal["status", "slow", "drop", "truncate", "redirect"]
+FaultKind = Literal["status", "slow", "drop", "truncate", "redirect", "raw"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Fault:
     fraction: float = 0.5  # share of the body sent before the connection closes
     location: str | None = None  # redirect target; "/path" is made absolute on the site
     reset: bool = False  # drop with a TCP reset instead of a clean close
+    data: bytes = b""  # the body of a "raw" answer
+    content_type: str | None = None  # its Content-Type header (None: no such header)
 
     @classmethod
     def error(cls, status: int = 500, retry_after: float | str | None = None) -> Fault:
@@ -54,6 +56,13 @@ class Fault:
     @classmethod
     def redirect(cls, location: str, status: int = 302) -> Fault:
         return cls("redirect", status=status, location=location)
+
+    @classmethod
+    def raw(
+        cls, data: bytes, content_type: str | None = "text/html; charset=utf-8", status: int = 200
+    ) -> Fault:
+        """Answer with exactly these bytes (hand-broken markup, another charset, a robots.txt)."""
+        return cls("raw", status=status, data=data, content_type=content_type)
 
 
 def _retry_after(value: float | str) -> str:

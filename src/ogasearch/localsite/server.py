@@ -108,6 +108,9 @@ class _Handler(BaseHTTPRequestHandler):
                     fault.status, body, {"Location": location, "Content-Type": HTML}
                 )
                 self._send(record, method, response)
+            elif fault.kind == "raw":
+                headers = {"Content-Type": fault.content_type} if fault.content_type else {}
+                self._send(record, method, Response(fault.status, fault.data, headers))
             elif fault.kind == "truncate":
                 response = self.server.app.handle(method, self.path, headers)
                 self._send(record, method, response, keep=fault.fraction)
