@@ -77,6 +77,18 @@ class ArchiveRefused(ArchiveError):
     """The archive is refused as a whole (encrypted headers, or a limit: see LimitExceeded)."""
 
 
+class ArchiveUnsupported(ArchiveCorrupt):
+    """libarchive cannot read this variant of a format (a RAR compression method, solid RAR)."""
+
+
+_UNSUPPORTED = re.compile(r"not supported|unsupported|support unavailable", re.IGNORECASE)
+
+
+def _unreadable(message: str) -> ArchiveCorrupt:
+    """The error for a libarchive failure: unsupported when libarchive says so, else corrupt."""
+    return ArchiveUnsupported(message) if _UNSUPPORTED.search(message) else ArchiveCorrupt(message)
+
+
 class LimitExceeded(ArchiveRefused):
     """A whole-tree limit (entries, total bytes, ratio) was passed: refuse the whole tree."""
 
@@ -266,7 +278,7 @@ class _Reader:
             entry._eof = True
             message = self.error_message("cannot read member data")
             if n <= ffi.ARCHIVE_FATAL:
-                self.fatal = ArchiveCorrupt(message)
+                self.fatal = _unreadable(message)
                 entry.state, entry.error = "failed", message
                 raise self.fatal
             if "encrypt" in message.lower() or "passphrase" in message.lower():
@@ -319,7 +331,7 @@ def _open(path: str | os.PathLike[str], formats: tuple[str, ...]) -> Iterator[in
         try:
             ffi.read_open_filename_w(archive_p, os.fspath(path), _BLOCK)
         except _LibArchiveError as exc:
-            raise ArchiveCorrupt(_lib_message(exc)) from None
+            raise _unreadable(_lib_message(exc)) from None
         yield archive_p
     finally:
         ffi.read_free(archive_p)
@@ -391,7 +403,7 @@ def _walk(
                 )
                 if "encrypt" in message.lower() or "passphrase" in message.lower():
                     raise ArchiveRefused(f"encrypted archive: {message}")
-                raise ArchiveCorrupt(message)
+                raise _unreadable(message)
             budget.count_entry()
             if lib_entry.isdir:
                 continue

@@ -35,6 +35,7 @@ from ogasearch.extract.archives import (
     ArchiveCorrupt,
     ArchiveEntry,
     ArchiveRefused,
+    ArchiveUnsupported,
     LimitExceeded,
     MemberFailed,
     MemberRefused,
@@ -141,6 +142,7 @@ def _extract_one(
         assert result.error is not None
         record_failure(conn, STAGE, f"file {row.url}", result.error)
         stats.failed += 1
+    _log_member_problems(row.url, result.members)
     stats.files += 1
     stats.images += len(result.images)
     stats.archives += result.archives
@@ -149,6 +151,15 @@ def _extract_one(
     stats.failed_members += sum(m.state == "failed" for m in result.members)
     if not result.members and not result.images and result.state == "done":
         stats.other += 1
+
+
+def _log_member_problems(url: str, found: list[MemberRecord], shown: int = 5) -> None:
+    """One warning per file naming its refused and failed members (the first few of them)."""
+    bad = [m for m in found if m.state != "ok"]
+    if bad:
+        named = "; ".join(f"{m.path} {m.state}: {m.error}" for m in bad[:shown])
+        more = f"; and {len(bad) - shown} more" if len(bad) > shown else ""
+        log.warning("extract: file %s: %d member(s) not usable: %s%s", url, len(bad), named, more)
 
 
 def extract_file(store: BlobStore, sha256: str, name: str, limits: Limits) -> FileResult:
@@ -171,11 +182,17 @@ def extract_file(store: BlobStore, sha256: str, name: str, limits: Limits) -> Fi
         try:
             tree.walk(path, prefix="", parent_path=None, depth=1, name=name)
         except (ArchiveCorrupt, ArchiveRefused) as exc:
-            what = "corrupt archive" if isinstance(exc, ArchiveCorrupt) else "refused archive"
+            what = _what(exc)
             n = len(result.members)
             result.state = "failed"
             result.error = f"{what}: {exc}; kept the {n} member{'s' * (n != 1)} read before"
     return result
+
+
+def _what(exc: ArchiveCorrupt | ArchiveRefused) -> str:
+    if isinstance(exc, ArchiveUnsupported):
+        return "unsupported archive"
+    return "corrupt archive" if isinstance(exc, ArchiveCorrupt) else "refused archive"
 
 
 class _TreeWalk:
@@ -247,7 +264,7 @@ class _TreeWalk:
             raise  # the whole tree is refused
         except (ArchiveCorrupt, ArchiveRefused) as exc:
             n = len(self.result.members) - first
-            what = "corrupt archive" if isinstance(exc, ArchiveCorrupt) else "refused archive"
+            what = _what(exc)
             record.state = "failed" if isinstance(exc, ArchiveCorrupt) else "refused"
             record.error = f"{what}: {exc}; kept the {n} member{'s' * (n != 1)} read before"
 
