@@ -1,0 +1,143 @@
+"""What every benchmark script shares: the machine it ran on, percentiles, and the report.
+
+A benchmark prints a Markdown section and appends it to ``docs/benchmarks.md`` with the
+machine (CPU, cores, memory, Python), how busy the machine was (load average at the start and
+the end: the numbers of a loaded machine are a floor), the date and the exact command, so any
+number in that file can be traced back and re-run.
+
+    from _common import Report, add_report_arguments
+    report = Report("Embedding throughput", args)       # notes the machine and start load
+    report.line("...") / report.table(headers, rows)
+    report.finish()                                     # prints; appends unless --no-append
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import shlex
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "docs" / "benchmarks.md"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, e.g. ``7.9 / 6.5 / 5.7``."""
+    with contextlib.suppress(OSError):
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "n/a"
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float | None:
+    with contextlib.suppress(OSError, IndexError):
+        kb = int(re.findall(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[0])
+        return kb / 1024 / 1024
+    return None
+
+
+def machine() -> str:
+    """CPU, core count, memory and Python version of this machine."""
+    memory = memory_gib()
+    ram = f", {memory:.0f} GiB RAM" if memory is not None else ""
+    return f"{cpu_name()}, {os.cpu_count()} CPUs{ram}, Python {platform.python_version()}"
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process, in MB (None when it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) / 1024 if match else None
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (nearest rank) of ``values``; NaN when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def command_line() -> str:
+    """The command as typed, relative to the repository: ``python bench/x.py --flag``."""
+    script = Path(sys.argv[0]).resolve()
+    with contextlib.suppress(ValueError):
+        script = script.relative_to(ROOT)
+    return " ".join(shlex.quote(a) for a in ["python", str(script), *sys.argv[1:]])
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", type=Path, default=BENCHMARKS, help="Markdown file the report is appended to."
+    )
+    parser.add_argument("--no-append", action="store_true", help="Only print the report.")
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """Lines of a Markdown table; columns after the first are right-aligned (numbers)."""
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|",
+    ]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+class Report:
+    """One section of ``docs/benchmarks.md``: a heading, the run's context, then the body."""
+
+    def __init__(self, title: str, args: argparse.Namespace) -> None:
+        self.title = title
+        self.args = args
+        self.started = datetime.now(UTC)
+        self.load_at_start = load_average()  # before the run adds its own load
+        self.body: list[str] = []
+
+    def line(self, text: str = "") -> None:
+        self.body.append(text)
+
+    def table(self, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+        self.body += [*markdown_table(headers, rows), ""]
+
+    def text(self) -> str:
+        head = [
+            f"## {self.title}, {self.started:%Y-%m-%d %H:%M} UTC",
+            "",
+            f"- Machine: {machine()}",
+            f"- Load average (1/5/15 min): {self.load_at_start} at the start, {load_average()}"
+            " at the end; other work on the machine slows every number here",
+            f"- Command: `{command_line()}`",
+            "",
+        ]
+        return "\n".join(head + self.body).rstrip() + "\n"
+
+    def finish(self) -> str:
+        """Print the section and append it to ``--out`` (unless ``--no-append``)."""
+        text = self.text()
+        print(text)
+        if not getattr(self.args, "no_append", False):
+            out: Path = self.args.out
+            out.parent.mkdir(parents=True, exist_ok=True)
+            new = not out.exists() or out.stat().st_size == 0
+            with out.open("a", encoding="utf-8") as f:
+                f.write(("# Benchmarks\n\n" if new else "\n") + text)
+            print(f"appended to {out}")
+        return text
