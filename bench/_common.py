@@ -9,6 +9,9 @@ number in that file can be traced back and re-run.
     report = Report("Embedding throughput", args)       # notes the machine and start load
     report.line("...") / report.table(headers, rows)
     report.finish()                                     # prints; appends unless --no-append
+
+Also here: running the real CLI as a benchmark needs it (``clean_env``, ``ingest_local_site``,
+``Server``: ``ogasearch serve`` in a child process on a free loopback port).
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ import os
 import platform
 import re
 import shlex
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
+SCALE_SOURCE = Path("/usr/share/crawl/dat/tiles")  # Debian's crawl-tiles-data (CC0)
 
 
 def load_average() -> str:
@@ -141,3 +148,82 @@ class Report:
                 f.write(("# Benchmarks\n\n" if new else "\n") + text)
             print(f"appended to {out}")
         return text
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without the caller's ``OGASEARCH_*`` settings (a catalog or an index
+    elsewhere must not leak into a benchmark), progress bars off, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OGASEARCH_")}
+    return env | {"OGASEARCH_PROGRESS": "0", "OGASEARCH_DELAY": "0", **extra}
+
+
+def ingest_local_site(data: Path, pages: int | None, source: Path = SCALE_SOURCE) -> None:
+    """``ogasearch update`` of a fresh local OGA copy into ``data``: the sample site when
+    ``pages`` is None, else a scale site of that many pages cut from ``source``."""
+    from ogasearch.localsite import build_site, serve_site
+
+    site = build_site() if pages is None else build_site(scale_source=source, pages=pages)
+    with serve_site(site) as running:
+        command = [sys.executable, "-m", "ogasearch", "update", "--data", str(data)]
+        command += ["--site", running.base_url, "--delay", "0"]
+        proc = subprocess.run(command, env=clean_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"ogasearch update failed:\n{proc.stderr[-4000:]}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``ogasearch serve`` on a free loopback port in a child process (its memory its own)."""
+
+    def __init__(self, data: Path, timeout: float = 600.0, *extra: str) -> None:
+        import httpx
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "ogasearch", "serve", "--data", str(data)]
+        command += ["--port", str(self.port), *extra]
+        self.process = subprocess.Popen(
+            command, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                err = (self.process.stderr.read() if self.process.stderr else b"").decode()
+                raise SystemExit(f"ogasearch serve exited ({self.process.returncode}):\n{err}")
+            try:
+                # /api/stats counts the vectors: the index is loaded once this answers.
+                self.stats = httpx.get(f"{self.url}/api/stats", timeout=timeout).json()
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise SystemExit(
+                        f"ogasearch serve did not answer within {timeout:g} s"
+                    ) from None
+                time.sleep(0.3)
+
+    @property
+    def rss_mb(self) -> float | None:
+        return rss_mb(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

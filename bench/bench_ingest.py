@@ -35,10 +35,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import Report, add_report_arguments
+from _common import SCALE_SOURCE, Report, add_report_arguments, clean_env
 from ogasearch.localsite import build_site, serve_site
 
-TILES = Path("/usr/share/crawl/dat/tiles")
 TARGET_SECONDS = 180.0
 TARGET_IMAGES = 5_000
 STAGE_LINE = re.compile(r"ogasearch\.pipeline: stage (\w+)")
@@ -202,7 +201,9 @@ def profile_table(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=800, help="Pages of the local site.")
-    parser.add_argument("--source", type=Path, default=TILES, help="Images to build it from.")
+    parser.add_argument(
+        "--source", type=Path, default=SCALE_SOURCE, help="Images to build it from."
+    )
     parser.add_argument("--data", type=Path, help="Data folder (default: a new temp folder).")
     parser.add_argument("--keep", action="store_true", help="Keep the temp data folder.")
     parser.add_argument(
@@ -225,9 +226,7 @@ def main() -> None:
         args.data = Path(temp)
     elif args.data.exists() and any(args.data.iterdir()):
         raise SystemExit(f"{args.data} is not empty: ingest is measured from scratch")
-    # Nothing from the caller's OGASEARCH_* settings (a catalog or index elsewhere) leaks in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OGASEARCH_")}
-    env |= {"OGASEARCH_PROGRESS": "0", "OGASEARCH_DELAY": "0"}
+    env = clean_env()
     try:
         with serve_site(site) as running:
             base = [sys.executable]

@@ -1,0 +1,151 @@
+"""Bytes per image: the vector in the catalog and in the vector index, and the catalog around it.
+
+    python bench/bench_footprint.py                     # ingest a 100-page local site, measure
+    python bench/bench_footprint.py --data ./oga        # measure an existing data folder
+
+The prototype kept VGG16 ``fc2`` features: 4096 float32 = 16 KiB per image. Here every image
+and tile has one vector, stored twice: in the catalog (``embeddings.vector``, float16, the
+source of truth the index is rebuilt from) and in the vector index (the embedded HNSW index
+holds float32 plus its graph links). Measured from the files themselves: SQLite's ``dbstat``
+(or PostgreSQL's relation sizes) per table with its indexes, and the index folder on disk
+(hnswlib's file is its memory image). Target: <= 1 KiB of vector per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, func, select, text
+
+from _common import SCALE_SOURCE, Report, add_report_arguments, ingest_local_site
+from ogasearch.catalog.schema import embeddings, images
+from ogasearch.settings import load_settings
+
+TARGET_BYTES = 1024
+PROTOTYPE_BYTES = 4096 * 4
+
+
+def table_bytes(engine: Engine) -> dict[str, int]:
+    """Bytes on disk per table, its indexes included (SQLite dbstat, PostgreSQL sizes)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            rows = conn.execute(
+                text(
+                    "SELECT relname, pg_total_relation_size(oid) FROM pg_class"
+                    " WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+                )
+            )
+            return {name: int(size) for name, size in rows}
+        owner = dict(
+            conn.execute(
+                text("SELECT name, tbl_name FROM sqlite_master WHERE tbl_name != ''")
+            ).all()
+        )
+        sizes: dict[str, int] = {}
+        for name, size in conn.execute(text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")):
+            table = owner.get(name, name)
+            sizes[table] = sizes.get(table, 0) + int(size)
+        return sizes
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, help="An ingested data folder (default: ingest).")
+    parser.add_argument("--catalog", help="Its catalog URL when not DATA/catalog.sqlite.")
+    parser.add_argument("--pages", type=int, default=100, help="Local site pages to ingest.")
+    parser.add_argument("--source", type=Path, default=SCALE_SOURCE)
+    add_report_arguments(parser)
+    args = parser.parse_args()
+    report = Report("Footprint: bytes per image", args)
+    temp = None
+    if args.data is None:
+        temp = tempfile.mkdtemp(prefix="bench-footprint-")
+        args.data = Path(temp)
+        print(f"ingesting a {args.pages}-page local site into {args.data} ...")
+        ingest_local_site(args.data, args.pages, args.source)
+    try:
+        settings = load_settings(data=args.data, catalog=args.catalog)
+        engine = create_engine(settings.catalog_url)
+        try:
+            with engine.connect() as conn:
+                vectors, raw, dim, model = conn.execute(
+                    select(
+                        func.count(),
+                        func.sum(func.length(embeddings.c.vector)),
+                        func.max(embeddings.c.dim),
+                        func.max(embeddings.c.model),
+                    )
+                ).one()
+                whole = conn.execute(
+                    select(func.count()).where(images.c.parent_id.is_(None))
+                ).scalar_one()
+            sizes = table_bytes(engine)
+        finally:
+            engine.dispose()
+        if not vectors:
+            raise SystemExit(f"{args.data}: no embeddings in the catalog")
+        vectors, raw, dim = int(vectors), int(raw), int(dim)
+        catalog_file = args.data / "catalog.sqlite"
+        catalog_total = (
+            catalog_file.stat().st_size if catalog_file.exists() else sum(sizes.values())
+        )
+        index_dir = args.data / "vectors"
+        index_bytes = folder_bytes(index_dir)
+        store_bytes = folder_bytes(settings.store_dir)
+        rows = [
+            ("vector as stored (catalog, float16)", f"{raw / vectors:,.0f}", ""),
+            ("vector in the index (float32)", f"{dim * 4:,}", ""),
+            (
+                "`embeddings` table with its indexes",
+                f"{sizes.get('embeddings', 0) / vectors:,.0f}",
+                f"{sizes.get('embeddings', 0) / 1e6:.1f}",
+            ),
+            (
+                "`images` table with its indexes (hashes, state, box)",
+                f"{sizes.get('images', 0) / vectors:,.0f}",
+                f"{sizes.get('images', 0) / 1e6:.1f}",
+            ),
+            ("whole catalog", f"{catalog_total / vectors:,.0f}", f"{catalog_total / 1e6:.1f}"),
+        ]
+        if index_bytes:
+            rows.append(
+                (
+                    "embedded HNSW index on disk (vectors + graph, = its memory)",
+                    f"{index_bytes / vectors:,.0f}",
+                    f"{index_bytes / 1e6:.1f}",
+                )
+            )
+        rows.append(("prototype: VGG16 fc2, 4096 float32", f"{PROTOTYPE_BYTES:,}", ""))
+        report.line(
+            f"Data: {args.data if temp is None else f'a {args.pages}-page local site'};"
+            f" {vectors:,} vectors ({whole:,} whole images, {vectors - whole:,} tiles), model"
+            f" {model}, {dim}-d. Blob store: {store_bytes / 1e6:.1f} MB (downloads and"
+            " extracted members, not counted below)."
+        )
+        report.line()
+        report.table(["what", "bytes per vector", "total MB"], rows)
+        verdicts = []
+        for label, size in (("catalog", raw / vectors), ("index", dim * 4)):
+            verdict = "met" if size <= TARGET_BYTES else f"missed ({size / TARGET_BYTES:.1f}x)"
+            verdicts.append(f"{label} {size:,.0f} B {verdict}")
+        report.line(
+            f"Target: <= {TARGET_BYTES:,} bytes of vector per image: {'; '.join(verdicts)}."
+            f" Against the prototype's {PROTOTYPE_BYTES:,} B:"
+            f" {PROTOTYPE_BYTES / (raw / vectors):.1f}x smaller in the catalog,"
+            f" {PROTOTYPE_BYTES / (dim * 4):.1f}x in the index."
+        )
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Query latency over HTTP at 10k, 100k and 1M indexed vectors, CNN included.
+
+    python bench/bench_query.py                          # 10k, 100k, 1M vectors (1M: ~5 GB RAM)
+    python bench/bench_query.py --sizes 10000 --queries 100   # a quick check
+    python bench/bench_query.py --data ./bench-query --keep   # keep the filled index for reruns
+
+A real data folder first: the local OGA copy (``--pages`` pages cut from Debian's
+crawl-tiles-data) ingested by ``ogasearch update``. Synthetic vectors then fill its embedded
+index (the default, in-process HNSW) up to each size: each one a random mix of two real
+embeddings plus noise, renormalised, so they lie where real vectors lie and compete with them
+as neighbours (ids far above the catalog's, so the search drops them when it joins the
+catalog; tiles in the catalog's proportion). At each size ``ogasearch serve`` is started on
+the folder and asked, one query at a time:
+
+* ``POST /api/search/image`` with real images of the index, upscaled 2x (the product's main
+  query: decode, canonicalise, CNN on the image and its mirror, both HNSW graphs, hash
+  lookups, catalog join, grouping);
+* ``GET /api/similar/{id}`` (no CNN: stored vector, HNSW, join), to split the CNN's share.
+
+Reports p50/p99 over HTTP (client and server on this machine), the server's own ``took_ms``,
+its memory and the index's size on disk, and the target at 1M vectors (p50 <= 30 ms, p99 <=
+100 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+from sqlalchemy import create_engine, select
+
+from _common import (
+    SCALE_SOURCE,
+    Report,
+    Server,
+    add_report_arguments,
+    ingest_local_site,
+    percentile,
+)
+from ogasearch.catalog.schema import embeddings, images
+from ogasearch.embed.stage import decode_vectors
+from ogasearch.settings import load_settings
+
+SYNTHETIC_BASE = 1 << 40  # synthetic ids start here, far above any catalog id
+TARGET_P50_MS = 30.0
+TARGET_P99_MS = 100.0
+TARGET_SIZE = 1_000_000
+CHUNK = 20_000
+
+
+@dataclass
+class Measured:
+    size: int
+    fill_seconds: float
+    disk_mb: float
+    rss_mb: float | None
+    image_ms: list[float] = field(default_factory=list)
+    image_took_ms: list[float] = field(default_factory=list)
+    similar_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+def real_vectors(data: Path) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """The catalog's embeddings (n, dim), their is-tile flags, model name and dim."""
+    engine = create_engine(load_settings(data=data).catalog_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    embeddings.c.vector, embeddings.c.model, embeddings.c.dim, images.c.parent_id
+                ).join(images, images.c.id == embeddings.c.image_id)
+            ).all()
+    finally:
+        engine.dispose()
+    if not rows:
+        raise SystemExit(f"{data}: no embeddings in the catalog")
+    dim, model = int(rows[0].dim), str(rows[0].model)
+    vectors = decode_vectors([r.vector for r in rows], dim)
+    tiles = np.array([r.parent_id is not None for r in rows], dtype=bool)
+    return vectors, tiles, model, dim
+
+
+def fill(data: Path, size: int, seed: int) -> float:
+    """Top the embedded index up with synthetic vectors to ``size`` in all; seconds taken."""
+    from ogasearch.index import open_index
+
+    real, tiles, model, dim = real_vectors(data)
+    started = time.perf_counter()
+    index = open_index(None, data, dim, model)
+    try:
+        have = len(index)
+        synthetic = int((index.ids() >= SYNTHETIC_BASE).sum())
+        rng = np.random.default_rng(seed + synthetic)  # a rerun continues the same sequence
+        tile_share = float(tiles.mean()) if len(tiles) else 0.0
+        while have < size:
+            n = min(CHUNK, size - have)
+            a, b = rng.integers(len(real), size=n), rng.integers(len(real), size=n)
+            w = rng.uniform(0.3, 0.7, size=(n, 1)).astype(np.float32)
+            mixed = w * real[a] + (1 - w) * real[b]
+            mixed += rng.standard_normal((n, dim), dtype=np.float32) * (0.3 / np.sqrt(dim))
+            mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+            ids = SYNTHETIC_BASE + synthetic + np.arange(n, dtype=np.int64)
+            index.add(ids, mixed, rng.random(n) < tile_share)
+            synthetic += n
+            have += n
+            print(f"\r  filling: {have:,} / {size:,} vectors", end="", flush=True)
+        index.flush()
+        print()
+    finally:
+        index.close()
+    return time.perf_counter() - started
+
+
+def folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def query_material(data: Path, server: str, count: int, seed: int) -> tuple[list[bytes], list[int]]:
+    """Upscaled PNGs of indexed catalog images (from the server) and catalog ids to ask for."""
+    engine = create_engine(load_settings(data=data).catalog_url)
+    try:
+        with engine.connect() as conn:
+            ids = [
+                int(i) for i in conn.execute(select(images.c.id).where(images.c.indexed)).scalars()
+            ]
+    finally:
+        engine.dispose()
+    rng = random.Random(seed)
+    chosen = rng.sample(ids, min(count, len(ids)))
+    uploads = []
+    with httpx.Client(base_url=server, timeout=120) as client:
+        for image_id in chosen:
+            response = client.get(f"/images/{image_id}.png")
+            response.raise_for_status()
+            with Image.open(io.BytesIO(response.content)) as im:
+                big = im.resize((im.width * 2, im.height * 2), Image.Resampling.NEAREST)
+                out = io.BytesIO()
+                big.save(out, "PNG")
+                uploads.append(out.getvalue())
+    return uploads, chosen
+
+
+def measure(data: Path, size: int, fill_seconds: float, args: argparse.Namespace) -> Measured:
+    with Server(data, timeout=1800) as server:
+        uploads, ids = query_material(data, server.url, args.distinct, args.seed)
+        result = Measured(size, fill_seconds, folder_mb(data / "vectors"), None)
+        rng = random.Random(args.seed)
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            for n in range(args.warmup + args.queries):
+                files = {"image": ("query.png", rng.choice(uploads), "image/png")}
+                started = time.perf_counter()
+                response = client.post("/api/search/image", files=files, data={"k": args.k})
+                elapsed = (time.perf_counter() - started) * 1000
+                if response.status_code != 200:
+                    result.errors += 1
+                elif n >= args.warmup:
+                    result.image_ms.append(elapsed)
+                    result.image_took_ms.append(float(response.json()["took_ms"]))
+                started = time.perf_counter()
+                response = client.get(f"/api/similar/{rng.choice(ids)}", params={"k": args.k})
+                elapsed = (time.perf_counter() - started) * 1000
+                if response.status_code != 200:
+                    result.errors += 1
+                elif n >= args.warmup:
+                    result.similar_ms.append(elapsed)
+        result.rss_mb = server.rss_mb
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="Vectors."
+    )
+    parser.add_argument("--pages", type=int, default=100, help="Local site pages ingested.")
+    parser.add_argument("--source", type=Path, default=SCALE_SOURCE)
+    parser.add_argument("--data", type=Path, help="Data folder (default: a temp folder).")
+    parser.add_argument("--keep", action="store_true", help="Keep the temp data folder.")
+    parser.add_argument("--queries", type=int, default=200, help="Timed queries per size.")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--distinct", type=int, default=50, help="Distinct query images.")
+    parser.add_argument("-k", type=int, default=20, help="Results per query.")
+    parser.add_argument("--seed", type=int, default=0)
+    add_report_arguments(parser)
+    args = parser.parse_args()
+    report = Report("Query latency over HTTP by index size", args)
+    temp = None
+    if args.data is None:
+        temp = tempfile.mkdtemp(prefix="bench-query-")
+        args.data = Path(temp)
+    results: list[Measured] = []
+    try:
+        ingest_seconds = 0.0
+        if not (args.data / "catalog.sqlite").exists():
+            print(f"ingesting a {args.pages}-page local site into {args.data} ...")
+            started = time.perf_counter()
+            ingest_local_site(args.data, args.pages, args.source)
+            ingest_seconds = time.perf_counter() - started
+        real, tiles, model, dim = real_vectors(args.data)
+        for size in sorted(args.sizes):
+            print(f"{size:,} vectors:")
+            seconds = fill(args.data, size, args.seed)
+            results.append(measure(args.data, size, seconds, args))
+    finally:
+        if temp is not None and not args.keep:
+            shutil.rmtree(temp, ignore_errors=True)
+
+    report.line(
+        f"Real part: a {args.pages}-page local site ingested by `ogasearch update`"
+        + (f" ({ingest_seconds:.0f} s)" if ingest_seconds else "")
+        + f": {len(real):,} real vectors ({int(tiles.sum()):,} tiles), model {model}, {dim}-d."
+        " The rest of each index is synthetic (mixes of two real vectors plus noise), in the"
+        " default embedded HNSW index (M=16, ef_construction=200, ef=128, float32)."
+        f" {args.queries} timed queries per size (after {args.warmup} warm-up), one at a time,"
+        f" k={args.k}, from {args.distinct} distinct real images upscaled 2x; client and"
+        " server on this machine."
+    )
+    report.line()
+    rows = []
+    for m in results:
+
+        def ms(values: list[float], q: float) -> str:
+            return f"{percentile(values, q):.1f}"
+
+        rows.append(
+            (
+                f"{m.size:,}",
+                ms(m.image_ms, 50),
+                ms(m.image_ms, 99),
+                ms(m.image_took_ms, 50),
+                ms(m.similar_ms, 50),
+                ms(m.similar_ms, 99),
+                m.errors,
+                f"{m.rss_mb:.0f}" if m.rss_mb else "n/a",
+                f"{m.disk_mb:.0f}",
+                f"{m.fill_seconds:.0f}",
+            )
+        )
+    report.table(
+        [
+            "vectors",
+            "image p50 ms",
+            "image p99 ms",
+            "image server p50 ms",
+            "similar p50 ms",
+            "similar p99 ms",
+            "errors",
+            "server RSS MB",
+            "index on disk MB",
+            "fill s",
+        ],
+        rows,
+    )
+    at_target = next((m for m in results if m.size >= TARGET_SIZE), None)
+    if at_target is None:
+        report.line(
+            f"Target (p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms at"
+            f" {TARGET_SIZE:,} vectors): not measured in this run."
+        )
+    else:
+        p50, p99 = percentile(at_target.image_ms, 50), percentile(at_target.image_ms, 99)
+        verdicts = [
+            f"p50 {p50:.1f} ms " + ("met" if p50 <= TARGET_P50_MS else "missed"),
+            f"p99 {p99:.1f} ms " + ("met" if p99 <= TARGET_P99_MS else "missed"),
+        ]
+        report.line(
+            f"Target at {at_target.size:,} vectors (p50 <= {TARGET_P50_MS:g} ms, p99 <="
+            f" {TARGET_P99_MS:g} ms): {', '.join(verdicts)}."
+        )
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()
