@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
 from support.postgres import PostgresUnavailable, create_database, postgres_server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One ONNX model cache for the whole run (every data folder would export its own), shared
+    with the CLI subprocesses the tests start. Exports are atomic, so concurrent use is safe."""
+    if "OGASEARCH_MODELS" not in os.environ:
+        os.environ["OGASEARCH_MODELS"] = tempfile.mkdtemp(prefix="ogasearch-models-")
 
 
 @pytest.fixture(scope="session")

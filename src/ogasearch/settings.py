@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     )
     recheck_days: float = 7.0  # re-fetch (conditionally) content pages older than this
     workers: int = 1
+    models: Path | None = None  # exported ONNX models; default <data>/models
     extractor: str = "effnet-lite0-128"  # see ogasearch.embed.extractors.available()
     embed_batch: int = 64
     worker_id: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
@@ -87,6 +88,10 @@ class Settings(BaseSettings):
     @property
     def catalog_url(self) -> str:
         return self.catalog or f"sqlite:///{(self.data / 'catalog.sqlite').resolve()}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models or self.data / "models"
 
     @property
     def store_dir(self) -> Path:

@@ -138,7 +138,7 @@ def default_models_dir() -> Path:
     """``<data>/models`` of the current settings (the ONNX cache)."""
     from ogasearch.settings import load_settings
 
-    return load_settings().data / "models"
+    return load_settings().models_dir
 
 
 ExtractorFactory = Callable[[Path | None], FeatureExtractor]

@@ -35,7 +35,7 @@ class EmbedStats:
 
 
 def open_extractor(settings: Settings) -> FeatureExtractor:
-    return get_extractor(settings.extractor, settings.data / "models")
+    return get_extractor(settings.extractor, settings.models_dir)
 
 
 def encode_vector(vector: np.ndarray) -> bytes:
