@@ -12,9 +12,10 @@ Bounded on purpose: a fixed number of clients for a fixed time, against 127.0.0.
 Query images are images of the index, fetched from the server and upscaled 2x (a typical
 "found this sprite somewhere" query); keywords are words of indexed page titles. Reports
 requests, errors by status, throughput, p50/p90/p99/max latency and the server's resident
-memory before and after, and appends them to docs/benchmarks.md with the machine, date and
-command. The client runs on the same machine and takes CPU from the server: the numbers are
-a floor for the server alone.
+memory before and after and sampled every ``--rss-every`` seconds during the load (with the
+median of each third of the run, to tell a plateau from a leak), and appends them to
+docs/benchmarks.md with the machine, date and command. The client runs on the same machine
+and takes CPU from the server: the numbers are a floor for the server alone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -77,6 +79,45 @@ def rss_mb(pid: int | None) -> float | None:
         return None
     match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
     return int(match.group(1)) / 1024 if match else None
+
+
+def sample_rss(
+    pid: int | None, interval: float, samples: list[tuple[float, float]], stop: threading.Event
+) -> None:
+    """Append (seconds since start, RSS MB) of ``pid`` every ``interval`` s until ``stop``."""
+    started = time.monotonic()
+    while True:
+        value = rss_mb(pid)
+        if value is not None:
+            samples.append((time.monotonic() - started, value))
+        if stop.wait(interval):
+            return
+
+
+def rss_trend(samples: list[tuple[float, float]]) -> dict[str, float]:
+    """Whether memory levels off: the median RSS of each third of the run, and the slope of
+    the last half (MB per minute). A leak shows as thirds that keep climbing."""
+    values = [mb for _, mb in samples]
+    n = len(values)
+    if n < 3:
+        return {"samples": n}
+
+    def median(part: list[float]) -> float:
+        ordered = sorted(part)
+        return ordered[len(ordered) // 2]
+
+    thirds = [values[: n // 3], values[n // 3 : 2 * n // 3], values[2 * n // 3 :]]
+    half = samples[n // 2 :]
+    span = half[-1][0] - half[0][0]
+    slope = (half[-1][1] - half[0][1]) / span * 60 if span > 0 else 0.0
+    return {
+        "samples": n,
+        "first_third_mb": median(thirds[0]),
+        "middle_third_mb": median(thirds[1]),
+        "last_third_mb": median(thirds[2]),
+        "peak_mb": max(values),
+        "last_half_slope_mb_per_min": slope,
+    }
 
 
 def machine() -> str:
@@ -222,6 +263,7 @@ def report(
     rss: tuple[float | None, float | None],
     stats: dict,
     host: str,
+    samples: list[tuple[float, float]] | None = None,
 ) -> str:
     everything = [s for values in tally.latencies.values() for s in values]
     total = len(everything)
@@ -261,6 +303,18 @@ def report(
         f" {errors or 'none'}. Server RSS {mb(rss[0])} before, {mb(rss[1])} after.",
         "",
     ]
+    if samples:
+        trend = rss_trend(samples)
+        step = max(1, len(samples) // 12)
+        shown = ", ".join(f"{t:.0f}s {v:.0f}" for t, v in samples[::step])
+        lines += [
+            f"Server RSS sampled every {args.rss_every:g} s during the load (MB): {shown}.",
+            f"Median by third of the run: {trend.get('first_third_mb', 0):.0f} /"
+            f" {trend.get('middle_third_mb', 0):.0f} / {trend.get('last_third_mb', 0):.0f} MB,"
+            f" peak {trend.get('peak_mb', 0):.0f} MB, last-half slope"
+            f" {trend.get('last_half_slope_mb_per_min', 0):+.1f} MB/min.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -276,6 +330,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50, help="Distinct query images.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--rss-every", type=float, default=3.0, help="Seconds between server RSS samples."
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="Report appended here."
     )
     parser.add_argument("--no-append", action="store_true", help="Only print the report.")
@@ -285,6 +342,7 @@ def main() -> None:
 
     host = machine()  # before the load: the load average says how busy the machine was
     process = None
+    samples: list[tuple[float, float]] = []
     base_url, pid = args.url, args.server_pid
     if base_url is None:
         process, base_url = start_server(args.data)
@@ -297,15 +355,24 @@ def main() -> None:
         # One of each first: models load and caches fill before the clock starts.
         asyncio.run(run_load(base_url, work, 1, 2.0, "mixed", args.k, args.seed))
         before = rss_mb(pid)
-        tally, elapsed = asyncio.run(
-            run_load(base_url, work, args.clients, args.duration, args.mix, args.k, args.seed)
+        stop = threading.Event()
+        sampler = threading.Thread(
+            target=sample_rss, args=(pid, args.rss_every, samples, stop), daemon=True
         )
+        sampler.start()
+        try:
+            tally, elapsed = asyncio.run(
+                run_load(base_url, work, args.clients, args.duration, args.mix, args.k, args.seed)
+            )
+        finally:
+            stop.set()
+            sampler.join(10)
         after = rss_mb(pid)
     finally:
         if process is not None:
             process.terminate()
             process.wait(timeout=30)
-    text = report(args, tally, elapsed, (before, after), stats, host)
+    text = report(args, tally, elapsed, (before, after), stats, host, samples)
     print(text)
     if not args.no_append:
         args.out.parent.mkdir(parents=True, exist_ok=True)

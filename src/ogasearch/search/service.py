@@ -63,6 +63,14 @@ class CatalogHashes:
             return [int(r) for r in rows.scalars()]
 
 
+MAX_IMAGE_ID = (1 << 63) - 1  # ids are signed 64-bit in SQLite, PostgreSQL and the indexes
+
+
+def _is_image_id(image_id: int) -> bool:
+    """False for ids no catalog can hold (a huge one from a URL would overflow the driver)."""
+    return 0 < image_id <= MAX_IMAGE_ID
+
+
 class SearchService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -89,6 +97,8 @@ class SearchService:
     def similar(self, image_id: int, k: int = 20, filters: Filters | None = None) -> SearchResponse:
         start = time.perf_counter()
         filters = filters or Filters()
+        if not _is_image_id(image_id):
+            raise KeyError(image_id)
         with self.ws.engine.connect() as conn:
             row = conn.execute(
                 select(images.c.canonical_sha256, embeddings.c.vector, embeddings.c.dim)
@@ -125,10 +135,14 @@ class SearchService:
         return self._respond(matches, k, filters, start, own_page=True)
 
     def image(self, image_id: int) -> SearchResult | None:
+        if not _is_image_id(image_id):
+            return None
         results = self._results([Match(image_id, 1.0, "exact")], 1, Filters(), own_page=True)
         return results[0] if results else None
 
     def image_png(self, image_id: int) -> bytes:
+        if not _is_image_id(image_id):
+            raise KeyError(image_id)
         parent = aliased(images)
         with self.ws.engine.connect() as conn:
             row = conn.execute(
