@@ -155,3 +155,13 @@ def test_ids_fallback_by_ranges_finds_every_id(open_store: OpenStore) -> None:
     store.add(ids, random_unit(1800, seed=4), np.zeros(1800, dtype=bool))
     assert sorted(store._ids_by_ranges()) == sorted(ids.tolist())
     assert store.ids().tolist() == sorted(ids.tolist())
+
+
+def test_wait_indexed_returns_once_milvus_has_indexed_every_row(open_store: OpenStore) -> None:
+    store = open_store()
+    assert isinstance(store, MilvusIndex)
+    for start, n in ((0, 100), (100, 3000)):  # a segment too small to index, then a big one
+        store.add(np.arange(start, start + n), random_unit(n, seed=n), np.zeros(n, dtype=bool))
+        store.flush()
+        store.wait_indexed(timeout=300)
+    assert len(store) == 3100

@@ -286,6 +286,28 @@ class MilvusIndex(VectorIndex):
             self._client.flush(self.collection)
             self._dirty = False
 
+    def wait_indexed(self, timeout: float = 600.0) -> None:
+        """Block until Milvus has built its index over every row (after ``flush``).
+
+        After a bulk load Milvus builds the HNSW index in the background, and searches scan
+        the rows it has not indexed yet: measured on Milvus Lite at 100k rows, 0.5 s a search
+        until the build finished. Call this after a bulk load, before serving.
+        """
+        self._check_open()
+        deadline = time.monotonic() + timeout
+        while True:
+            names = self._client.list_indexes(self.collection)
+            info = self._client.describe_index(self.collection, index_name=names[0])
+            if int(info.get("pending_index_rows", 0)) == 0 and int(
+                info.get("indexed_rows", 0)
+            ) >= int(info.get("total_rows", 0)):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"Milvus has not indexed {self.collection!r} in {timeout:.0f} s: {info}"
+                )
+            time.sleep(0.5)
+
     def close(self) -> None:
         if self._closed:
             return
