@@ -32,7 +32,7 @@ from ogasearch.embed.extractors import DEFAULT_EXTRACTOR, get_extractor
 from ogasearch.embed.stage import embed
 from ogasearch.extract.archives import ArchiveUnsupported, walk_archive
 from ogasearch.localsite.sample_site import sprite_bytes
-from ogasearch.settings import Limits
+from ogasearch.settings import Limits, Settings
 from ogasearch.tiles.stage import cut_tiles
 from test_archives import png_bytes
 from test_extract_stage import Env, colour_png
@@ -213,7 +213,8 @@ def hostile_images() -> dict[str, tuple[bytes, str | None]]:
 
 @pytest.fixture(scope="module")
 def extractor(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    return get_extractor(DEFAULT_EXTRACTOR, tmp_path_factory.mktemp("models"))
+    """The default extractor, from the run's shared model cache (conftest) when there is one."""
+    return get_extractor(DEFAULT_EXTRACTOR, Settings(data=tmp_path_factory.mktemp("d")).models_dir)
 
 
 @pytest.mark.slow

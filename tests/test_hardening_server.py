@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import html
 import ipaddress
-import shutil
 import socket
 import sys
 import threading
@@ -242,7 +241,6 @@ def hostile(data: SearchData, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     site.change_page(page.slug, author=Person(XSS["author"], "javascript:alert(5)"))
     folder = tmp_path_factory.mktemp("hostile") / "data"
-    shutil.copytree(data.settings.data / "models", folder / "models")  # the exported model
     with serve_site(site) as running:
         settings = data.settings.model_copy(update={"data": folder, "site": running.base_url})
         with Workspace(settings) as ws:
