@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import html
 import ipaddress
+import shutil
 import socket
+import sqlite3
 import sys
 import threading
 import zipfile
@@ -92,6 +94,31 @@ def test_the_largest_64_bit_id_is_simply_unknown(api: httpx.Client) -> None:
     largest = (1 << 63) - 1
     assert_json_error(api.get(f"/api/similar/{largest}"), 404, "not_found")
     assert_json_error(api.get(f"/images/{-(1 << 63)}.png"), 404, "not_found")
+
+
+def test_an_internal_error_leaves_the_connection_usable(data: SearchData, tmp_path: Path) -> None:
+    """A 500 (here: the catalog loses a table under the server) says ``Connection: close``:
+    the server drops the connection after it, and a keep-alive client that did not know would
+    send its next request into a reset."""
+    folder = tmp_path / "data"
+    shutil.copytree(data.settings.data, folder)
+    settings = data.settings.model_copy(update={"data": folder})
+    with (
+        running_server(create_app(settings)) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        assert client.get("/api/stats").status_code == 200
+        catalog = sqlite3.connect(folder / "catalog.sqlite")
+        catalog.execute("ALTER TABLE pages RENAME TO pages_away")
+        catalog.commit()
+        for _ in range(20):
+            response = client.get("/api/stats")  # a transport error here fails the test
+            assert_json_error(response, 500, "internal_error")
+            assert response.headers["connection"] == "close"
+        catalog.execute("ALTER TABLE pages_away RENAME TO pages")
+        catalog.commit()
+        catalog.close()
+        assert client.get("/api/stats").status_code == 200
 
 
 # --------------------------------------------------------------------------------------------

@@ -58,4 +58,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("error answering %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "the server failed to answer; see its log")
+        response = error_response(500, "internal_error", "the server failed to answer; see its log")
+        # Starlette re-raises the exception after this answer and the server then drops the
+        # connection: say so, or a keep-alive client sends its next request into a reset.
+        response.headers["Connection"] = "close"
+        return response
