@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import html
 import ipaddress
+import re
 import shutil
 import socket
 import sqlite3
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from io import BytesIO
@@ -299,13 +301,60 @@ def test_hostile_fields_are_shown_as_text(hostile: httpx.Client) -> None:
 # Bounded load
 
 
-@pytest.mark.slow
-def test_bounded_load_answers_everything_with_level_memory(data: SearchData) -> None:
+def _bench_load() -> Any:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     try:
         import bench_load
     finally:
         sys.path.pop(0)
+    return bench_load
+
+
+def _two_requests_apart(base_url: str, idle: float) -> list[bytes]:
+    """Two keep-alive requests on one TCP connection, ``idle`` seconds apart: status lines."""
+    address = httpx.URL(base_url)
+    request = f"GET /api/stats HTTP/1.1\r\nHost: {address.host}\r\n\r\n".encode()
+    lines = []
+    with socket.create_connection((address.host, address.port), timeout=30) as sock:
+        for turn in range(2):
+            if turn:
+                time.sleep(idle)
+            try:
+                sock.sendall(request)
+                answer = b""
+                while b"\r\n\r\n" not in answer:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+                head, _, body = answer.partition(b"\r\n\r\n")
+                length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
+                while len(body) < length:
+                    body += sock.recv(65536)
+                lines.append(head.split(b"\r\n")[0])
+            except (OSError, AttributeError) as exc:
+                lines.append(repr(exc).encode())
+    return lines
+
+
+@pytest.mark.slow
+def test_idle_keep_alive_connections_outlive_client_pools(data: SearchData) -> None:
+    """The server keeps an idle connection longer than client pools do (httpx: 5 s), so it is
+    never the server that closes one while a request is on its way."""
+    bench_load = _bench_load()
+    process, base_url = bench_load.start_server(data.settings.data)  # ``ogasearch serve``
+    try:
+        assert _two_requests_apart(base_url, 6.5) == [b"HTTP/1.1 200 OK"] * 2
+    finally:
+        process.terminate()
+        process.wait(30)
+    with running_server(create_app(data.settings)) as url:  # the server tests and demo use
+        assert _two_requests_apart(url, 6.5) == [b"HTTP/1.1 200 OK"] * 2
+
+
+@pytest.mark.slow
+def test_bounded_load_answers_everything_with_level_memory(data: SearchData) -> None:
+    bench_load = _bench_load()
     process, base_url = bench_load.start_server(data.settings.data)
     try:
         work = bench_load.sample_workload(data.settings.data, base_url, 20, seed=1)
