@@ -8,25 +8,33 @@ and file requested once, every image and tile embedded exactly once (the embed c
 workers print sum to the number of images + tiles, and both did some), nothing missing, the
 catalog equal to a single worker's on the embedded default (SQLite + in-process HNSW), and
 ``ogasearch check --no-repair`` clean. A larger site (two listing pages) checks that the
-workers walk the listing once between them and split the content pages.
+workers walk the listing once between them and split the content pages. And the move a user
+makes from the embedded default to this setup: the SQLite catalog copied to PostgreSQL
+(``python -m ogasearch.catalog.copy``), Milvus filled from the catalog's vectors by ``ogasearch
+check``, after which searches and ``update`` work there.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 from sqlalchemy import create_engine, text
 
 from ogasearch.localsite import RequestRecord, RunningSite, build_site, serve_site
+from ogasearch.store.blobs import BlobStore
 from support.catalog_dump import count_duplicates, dump_catalog
 from support.runs import cli_args, cli_env, run_cli, sqlite_url
 
@@ -45,10 +53,28 @@ EMBED_COLUMNS = (
 )
 
 
+@dataclass
+class SingleRun:
+    """``ogasearch update`` by one worker on the embedded default (SQLite + HNSW)."""
+
+    data: Path
+    fetches: Counter[str]  # content pages and files it requested
+
+
 @pytest.fixture(scope="module")
 def site() -> Iterator[RunningSite]:
     with serve_site(build_site()) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def single(site: RunningSite, tmp_path_factory: pytest.TempPathFactory) -> SingleRun:
+    data = tmp_path_factory.mktemp("single")
+    site.clear_requests()
+    run_cli(data, site.base_url, "update", timeout=600)
+    fetches = _fetches(site.requests())
+    assert fetches and max(fetches.values()) == 1
+    return SingleRun(data, fetches)
 
 
 def _stage_stats(stdout: str) -> dict[str, Any]:
@@ -103,6 +129,12 @@ def _start_worker(data: Path, site: str, catalog: str, *extra: str) -> subproces
     )
 
 
+def _check(data: Path, site: RunningSite, catalog: str, vectors: str, *extra: str) -> Any:
+    """``ogasearch check`` on PostgreSQL + Milvus; its JSON summary."""
+    proc = run_cli(data, site.base_url, "check", *extra, "--vectors", vectors, catalog=catalog)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _finish(workers: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
     """Wait for every worker; each must succeed. Their printed stage stats, in start order."""
     started = time.monotonic()
@@ -121,19 +153,11 @@ def _finish(workers: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
 
 
 def test_two_workers_split_the_work_exactly_once(
-    site: RunningSite, pg_url: str, milvus_server_uri: str, tmp_path: Path
+    site: RunningSite, single: SingleRun, pg_url: str, milvus_server_uri: str, tmp_path: Path
 ) -> None:
-    # The reference: one worker on the embedded default (SQLite catalog, in-process HNSW).
-    single = tmp_path / "single"
-    site.clear_requests()
-    run_cli(single, site.base_url, "update", timeout=600)
-    single_fetches = _fetches(site.requests())
-    assert single_fetches and max(single_fetches.values()) == 1
-
-    # Scale-out: PostgreSQL + Milvus, two workers started together on one data folder. The
-    # exported ONNX model is copied in so both start embedding as soon as there is work.
+    # Scale-out: PostgreSQL + Milvus, two workers started together on one data folder (the
+    # exported ONNX model comes from the test run's shared cache, OGASEARCH_MODELS).
     shared = tmp_path / "shared"
-    shutil.copytree(single / "models", shared / "models")
     _drop_ogasearch_collections(milvus_server_uri)
     site.clear_requests()
     workers = [
@@ -143,15 +167,15 @@ def test_two_workers_split_the_work_exactly_once(
     stats = _finish(workers)
 
     # Crawl and download: every content page and file fetched once over both workers.
-    assert _fetches(site.requests()) == single_fetches
+    assert _fetches(site.requests()) == single.fetches
 
     # The catalog: the same rows as the single worker's, no duplicates.
     assert count_duplicates(pg_url) == dict.fromkeys(("pages", "files", "members", "images"), 0)
-    assert dump_catalog(pg_url) == dump_catalog(sqlite_url(single))
+    assert dump_catalog(pg_url) == dump_catalog(sqlite_url(single.data))
 
     # Embed: each image and tile exactly once, by both workers together, all indexed.
     embedded = _embedded(pg_url)
-    reference = _embedded(sqlite_url(single))
+    reference = _embedded(sqlite_url(single.data))
     total = len(reference)
     per_worker = [s["embed"]["embedded"] for s in stats]
     assert sum(per_worker) == total, f"embedded per worker {per_worker}, {total} images + tiles"
@@ -177,16 +201,7 @@ def test_two_workers_split_the_work_exactly_once(
         assert float(ours @ theirs) > 0.999, key
 
     # The vector index on Milvus holds exactly the catalog's images.
-    check = run_cli(
-        shared,
-        site.base_url,
-        "check",
-        "--no-repair",
-        "--vectors",
-        milvus_server_uri,
-        catalog=pg_url,
-    )
-    report = json.loads(check.stdout.strip().splitlines()[-1])
+    report = _check(shared, site, pg_url, milvus_server_uri, "--no-repair")
     assert report["clean"] and report["in_index"] == report["indexed_in_catalog"] == total
     _drop_ogasearch_collections(milvus_server_uri)
 
@@ -211,3 +226,83 @@ def test_workers_walk_the_listing_once_and_split_the_pages(pg_url: str, tmp_path
     assert len(fetched) == 150 and set(fetched.values()) == {1}
     assert sum(s["new"] for s in stats) == 150
     assert all(s["new"] > 0 for s in stats), f"pages per worker: {[s['new'] for s in stats]}"
+
+
+def test_embedded_default_moves_to_postgresql_and_milvus(
+    site: RunningSite, single: SingleRun, pg_url: str, milvus_server_uri: str, tmp_path: Path
+) -> None:
+    """The README's way from the embedded default to the scale-out setup, step by step."""
+    moved = tmp_path / "moved"
+    shutil.copytree(single.data, moved)  # the data folder (the blob store) moves as it is
+    source = sqlite_url(moved)
+    copy = subprocess.run(
+        [sys.executable, "-m", "ogasearch.catalog.copy", source, pg_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert copy.returncode == 0, copy.stderr[-4000:]
+    assert dump_catalog(pg_url) == dump_catalog(source)
+    assert _embedded(pg_url) == _embedded(source)
+    total = len(_embedded(source))
+
+    # Milvus is filled from the catalog's vectors: no image is decoded or embedded again.
+    _drop_ogasearch_collections(milvus_server_uri)
+    repaired = _check(moved, site, pg_url, milvus_server_uri)
+    assert repaired["repaired"] and repaired["missing_from_index"] == total
+    report = _check(moved, site, pg_url, milvus_server_uri, "--no-repair")
+    assert report["clean"] and report["in_index"] == total
+
+    # Searches work there: an image finds itself, a keyword finds its page.
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            image_id, sha256, title = conn.execute(
+                text(
+                    "SELECT i.id, i.sha256, p.title FROM images i JOIN files f ON f.id ="
+                    " i.file_id JOIN pages p ON p.id = f.page_id WHERE i.parent_id IS NULL"
+                    " AND i.archive_path = '' AND i.width >= 16 ORDER BY i.id LIMIT 1"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    blob = BlobStore(moved / "store").path(sha256)
+    found = run_cli(
+        moved,
+        site.base_url,
+        "search",
+        str(blob),
+        "--json",
+        "--vectors",
+        milvus_server_uri,
+        catalog=pg_url,
+    )
+    first = json.loads(found.stdout)["results"][0]
+    assert image_id in first["group_ids"], first
+    word = max(title.split(), key=len)
+    found = run_cli(
+        moved,
+        site.base_url,
+        "search",
+        "--text",
+        word,
+        "--json",
+        "--vectors",
+        milvus_server_uri,
+        catalog=pg_url,
+    )
+    assert any(r["source"]["title"] == title for r in json.loads(found.stdout)["results"])
+
+    # And update goes on from where the embedded catalog was: only a new submission is
+    # fetched and embedded, into rows with fresh ids (the copy moved PostgreSQL's sequences).
+    sprite = Image.fromarray(np.random.default_rng(7).integers(0, 256, (24, 24, 4), np.uint8))
+    png = io.BytesIO()
+    sprite.save(png, "PNG")
+    site.site.add_page("Moved catalog newcomer", {"newcomer.png": png.getvalue()})
+    update = run_cli(moved, site.base_url, "update", "--vectors", milvus_server_uri, catalog=pg_url)
+    stats = _stage_stats(update.stdout)
+    assert (stats["crawl"]["new"], stats["download"]["stored"]) == (1, 1), stats
+    assert stats["embed"]["embedded"] == stats["index"]["vectors"]["indexed"] >= 1, stats
+    report = _check(moved, site, pg_url, milvus_server_uri, "--no-repair")
+    assert report["clean"] and report["in_index"] == total + stats["embed"]["embedded"]
+    _drop_ogasearch_collections(milvus_server_uri)
