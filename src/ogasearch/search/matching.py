@@ -40,7 +40,8 @@ from ogasearch.embed.preprocess import (
     prepare_canonical,
     structure_hash,
 )
-from ogasearch.search.regions import candidate_regions, looks_like_scene
+from ogasearch.search.regions import Region, candidate_regions, looks_like_scene
+from ogasearch.search.verify import pixel_similarity, scene_similarity
 
 TileFilter = Literal["only", "exclude"] | None
 Hit = tuple[int, float]
@@ -56,6 +57,13 @@ class VectorSearch(Protocol):
 
 class HashLookup(Protocol):
     def lookup(self, kind: str, value: str) -> list[int]: ...
+
+
+class PixelSource(Protocol):
+    """Canonical RGBA images of indexed ids (the product opens them from the store and
+    canonicalises them; a tile is its box cut from its sheet). Missing ids are left out."""
+
+    def canonical_images(self, ids: Sequence[int]) -> dict[int, Image.Image]: ...
 
 
 @dataclass(frozen=True)
@@ -79,15 +87,18 @@ class MatchConfig:
     # subtracted from matches found through the mirror image: a tile set often holds both a
     # sprite and its mirror, and the query as given must win that tie
     mirror_penalty: float = 0.005
+    kept_penalty: float = 0.002  # for matches of the query with its flat background kept
     pool: int = 50  # neighbours fetched per query vector (>= k)
+    verify_top: int = 30  # candidates checked pixel by pixel (0: no verification)
+    verify_min: float = 0.9  # pixel similarity that makes a candidate a near-duplicate
 
 
 @dataclass
 class _Fused:
     best: dict[int, tuple[int, float, str]] = field(default_factory=dict)
 
-    def add(self, ident: int, score: float, path: str) -> None:
-        tier = TIERS[path]
+    def add(self, ident: int, score: float, path: str, tier: int | None = None) -> None:
+        tier = TIERS[path] if tier is None else tier
         old = self.best.get(ident)
         if old is None or (tier, score) > (old[0], old[1]):
             self.best[ident] = (tier, score, path)
@@ -106,28 +117,37 @@ class Matcher:
         vectors: VectorSearch,
         hashes: HashLookup | None = None,
         config: MatchConfig | None = None,
+        pixels: PixelSource | None = None,
     ) -> None:
         self.extractor = extractor
         self.vectors = vectors
         self.hashes = hashes
         self.config = config or MatchConfig()
+        self.pixels = pixels
 
     def search(self, img: Image.Image, k: int = 10, tiles: TileFilter = None) -> list[Match]:
         cfg = self.config
         canon = canonicalise(img)
-        views = [canon.image, flip(canon.image)] if cfg.mirror else [canon.image]
+        # views of the query, each with a penalty: as given, mirrored, and (when a flat
+        # background was removed) with the background kept
+        probes = [(canon.image, 0.0)]
+        if canon.kept is not None:
+            probes.append((canon.kept, cfg.kept_penalty))
+        if cfg.mirror:
+            probes += [(flip(v), p + cfg.mirror_penalty) for v, p in probes]
+        views = [v for v, _ in probes]
+        penalties = [p for _, p in probes]
         fused = _Fused()
         size = self.extractor.input_size
         vecs = self.extractor.embed(np.stack([prepare_canonical(v, size) for v in views]))
         vector_hits = self.vectors.search(vecs, max(k, cfg.pool), tiles)
-        penalties = [0.0, cfg.mirror_penalty]
         vector_score: dict[int, float] = {}
-        for hits, penalty in zip(vector_hits, penalties, strict=False):
+        for hits, penalty in zip(vector_hits, penalties, strict=True):
             for ident, score in hits:
                 vector_score[ident] = max(score - penalty, vector_score.get(ident, -1.0))
                 fused.add(ident, score - penalty, "vector")
         if cfg.hashes and self.hashes is not None:
-            for view, penalty in zip(views, penalties, strict=False):
+            for view, penalty in probes:
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
                     fused.add(ident, 1.0 - penalty, "exact")
                 pattern = structure_hash(view)
@@ -135,22 +155,54 @@ class Matcher:
                     for ident in self.hashes.lookup("structure", pattern):
                         fused.add(ident, vector_score.get(ident, 0.0) - penalty, "near")
         best = max(vector_score.values(), default=0.0)
+        regions: list[Region] = []
         if cfg.regions and best < cfg.region_below and looks_like_scene(canon):
-            self._search_regions(img, fused, max(k, cfg.pool), tiles)
+            regions = self._search_regions(img, fused, max(k, cfg.pool), tiles)
+        if self.pixels is not None and cfg.verify_top > 0:
+            self._verify(probes, regions, fused)
         return fused.ranked(k)
+
+    def _verify(
+        self, probes: list[tuple[Image.Image, float]], regions: list[Region], fused: _Fused
+    ) -> None:
+        """Promote candidates whose pixels hold a view of the query ("near") or appear in
+        the scene where a region was cut out ("region", ranked with the near-duplicates)."""
+        assert self.pixels is not None
+        cfg = self.config
+        # for a scene, the candidates are what its regions found (the whole scene's own
+        # neighbours are noise); otherwise the best candidates of every path but "exact"
+        wanted = ("region",) if regions else ("vector", "near")
+        ranked = [m for m in fused.ranked(len(fused.best)) if m.path in wanted]
+        ids = [m.id for m in ranked[: cfg.verify_top * (2 if regions else 1)]]
+        images = self.pixels.canonical_images(ids)
+        for ident in ids:
+            cand = images.get(ident)
+            if cand is None:
+                continue
+            if regions:
+                views = [(cand, 0.0), (flip(cand), cfg.mirror_penalty)]
+                sim = max(
+                    scene_similarity(v, r.scene, r.box) - pen for r in regions for v, pen in views
+                )
+                if sim >= cfg.verify_min:
+                    fused.add(ident, sim, "region", tier=TIERS["near"])
+                continue
+            sim = max((pixel_similarity(p, cand) - pen for p, pen in probes), default=0.0)
+            if sim >= cfg.verify_min:
+                fused.add(ident, sim, "near")
 
     def _search_regions(
         self, img: Image.Image, fused: _Fused, pool: int, tiles: TileFilter
-    ) -> None:
+    ) -> list[Region]:
         regions = candidate_regions(img)
         if not regions:
-            return
+            return []
         size = self.extractor.input_size
         views: list[Image.Image] = []
         for region in regions:
-            views.append(region)
+            views.append(region.image)
             if self.config.mirror:
-                views.append(flip(region))
+                views.append(flip(region.image))
         vecs = self.extractor.embed(np.stack([prepare_canonical(v, size) for v in views]))
         for hits in self.vectors.search(vecs, pool, tiles):
             for ident, score in hits:
@@ -159,6 +211,7 @@ class Matcher:
             for view in views:
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
                     fused.add(ident, 1.0, "exact")
+        return regions
 
 
 # --- in-memory implementations (benchmark, tests, small corpora) ------------------------------
@@ -205,6 +258,16 @@ class InMemoryVectors:
             order = cand[np.argsort(-row[cand], kind="stable")]
             out.append([(int(ids[j]), float(row[j])) for j in order])
         return out
+
+
+class InMemoryPixels:
+    """``PixelSource`` over a dictionary of canonical images."""
+
+    def __init__(self, images: dict[int, Image.Image] | None = None) -> None:
+        self.images = dict(images or {})
+
+    def canonical_images(self, ids: Sequence[int]) -> dict[int, Image.Image]:
+        return {i: self.images[i] for i in ids if i in self.images}
 
 
 class InMemoryHashes:

@@ -18,6 +18,8 @@ loses that outline; a scene scaled as a whole (everything on one grid) gives no 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -39,8 +41,18 @@ def looks_like_scene(canon: Canonical) -> bool:
     return canon.opaque and min(w, h) >= SCENE_MIN_SIDE and max(w, h) >= SCENE_MIN_LONG_SIDE
 
 
-def candidate_regions(img: Image.Image) -> list[Image.Image]:
-    """Canonical RGBA images of the art pasted into a scene, largest first."""
+@dataclass(frozen=True)
+class Region:
+    """Art cut out of a scene, and where: ``scene`` is the scene reduced on the art's grid
+    (one pixel per k x k block), ``box`` the art's (top, bottom, left, right) in it."""
+
+    image: Image.Image  # canonical RGBA
+    scene: np.ndarray  # (h, w, 3) float32 block means
+    box: tuple[int, int, int, int]
+
+
+def candidate_regions(img: Image.Image) -> list[Region]:
+    """The art pasted into a scene, largest first."""
     return grid_blobs(np.array(to_rgba(img), dtype=np.uint8))
 
 
@@ -89,13 +101,13 @@ def _same_family(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
     return kb % ka == 0 and xb % ka == xa and yb % ka == ya
 
 
-def grid_blobs(rgba: np.ndarray) -> list[Image.Image]:
+def grid_blobs(rgba: np.ndarray) -> list[Region]:
     """Sprites pasted at an integer scale, cut out with their silhouettes (see module doc)."""
     rgb = rgba[..., :3]
     h, w = rgb.shape[:2]
     if min(h, w) < 2 * MAX_GRID:
         return []
-    found: list[tuple[int, Image.Image]] = []
+    found: list[tuple[int, Region]] = []
     for k, px, py in find_grids(rgb):
         hb, wb = (h - py) // k, (w - px) // k
         if hb < 2 or wb < 2:
@@ -103,7 +115,7 @@ def grid_blobs(rgba: np.ndarray) -> list[Image.Image]:
         blocks = rgb[py : py + hb * k, px : px + wb * k].reshape(hb, k, wb, k, 3)
         spread = blocks.max(axis=(1, 3)).astype(np.int16) - blocks.min(axis=(1, 3))
         const = spread.max(axis=-1) <= EDGE_TOLERANCE
-        means = blocks.mean(axis=(1, 3))
+        means = blocks.mean(axis=(1, 3)).astype(np.float32)
         sprite_blocks = const & ~_scene_blocks(const, means)
         # parts of one sprite cut apart by a flat area the scene flood reached: join parts
         # that are within two blocks of each other
@@ -118,15 +130,21 @@ def grid_blobs(rgba: np.ndarray) -> list[Image.Image]:
                 continue
             blob = labels == lab + 1
             ys, xs = np.nonzero(blob)
-            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-            sub = blob[y0:y1, x0:x1]
-            sprite = np.zeros((y1 - y0, x1 - x0, 4), dtype=np.uint8)
-            sprite[..., :3] = np.rint(means[y0:y1, x0:x1]).astype(np.uint8)
-            sprite[..., 3] = np.where(sub, 255, 0)
-            sprite[~sub] = 0
-            found.append((int(sizes[lab]), canonical(Image.fromarray(sprite))))
+            box = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+            found.append((int(sizes[lab]), Region(_cut(blob, means, box), means, box)))
     found.sort(key=lambda t: -t[0])
-    return [img for _, img in found[:MAX_BLOBS]]
+    return [region for _, region in found[:MAX_BLOBS]]
+
+
+def _cut(mask: np.ndarray, means: np.ndarray, box: tuple[int, int, int, int]) -> Image.Image:
+    """The blocks of ``mask`` in ``box`` as a canonical RGBA image (others transparent)."""
+    y0, y1, x0, x1 = box
+    sub = mask[y0:y1, x0:x1]
+    sprite = np.zeros((y1 - y0, x1 - x0, 4), dtype=np.uint8)
+    sprite[..., :3] = np.rint(means[y0:y1, x0:x1]).astype(np.uint8)
+    sprite[..., 3] = np.where(sub, 255, 0)
+    sprite[~sub] = 0
+    return canonical(Image.fromarray(sprite))
 
 
 def _scene_blocks(const: np.ndarray, means: np.ndarray) -> np.ndarray:
