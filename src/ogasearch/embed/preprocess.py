@@ -30,16 +30,18 @@ from ogasearch.extract import images
 BACKGROUND = (128, 128, 128)  # where transparency goes before the CNN; never black
 MAX_FACTOR = 16
 MIN_BLOCKS = 4  # an unscaled image keeps at least this many pixels on each side
-# upscale detection (see detect_upscale): mean edge energy inside blocks must be below this
-# fraction of that on block borders, and a factor must keep this share of the grid excess of
-# every finer factor. Chosen on crawl tiles upscaled 2-8x with and without JPEG q60-90 (95%
-# factors right under JPEG, 99% of 1x JPEG tiles left alone).
+# upscale detection (see detect_upscale): in JPEGs, edge energy inside blocks must be below
+# this fraction of that on block borders; a factor must keep GRID_KEEP of the grid excess of
+# every finer factor. Chosen on Crawl tiles: 2-4x upscales in JPEG q60 / q90 found 91% / 100%,
+# 1x JPEGs left alone 93%; lossless upscales (exact test) undone exactly on 600 images.
 UNSCALE_RATIO = 0.6
 LOSSY_EDGE = 12.0  # luma/alpha step that counts as an edge in a JPEG
 GRID_KEEP = 0.8
 EDGE_EPSILON = 1e-3
 LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
-# a flat border colour covering at least this share of the border is treated as background
+# a flat border colour covering at least this share of the border is treated as background;
+# one tolerance for lossless and JPEG images, so both sides of a comparison decide alike
+# (see docs/benchmarks.md, Quality)
 BORDER_SHARE = 0.3
 BORDER_TOLERANCE = 24  # max channel difference to the border colour (also JPEG noise)
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

@@ -1,25 +1,34 @@
 """The multi-path matcher: a query image in, ranked ``(id, score, path)`` out.
 
-Written against two small interfaces so the same code runs on an in-memory corpus (the quality
+Written against small interfaces so the same code runs on an in-memory corpus (the quality
 benchmark, tests) and on the product's catalog + vector index:
 
 * ``VectorSearch``: ``search(queries (n, d), k, tiles=None) -> [[(id, cosine), ...], ...]``,
   exactly ``ogasearch.index.VectorIndex.search``;
 * ``HashLookup``: ``lookup(kind, value) -> [ids]`` for ``kind`` "canonical"
-  (``images.canonical_sha256``) and "structure" (the recolour-invariant pattern hash).
+  (``images.canonical_sha256``) and "structure" (``images.structure_sha256``);
+* ``PixelSource`` (optional): ``canonical_images(ids) -> {id: canonical RGBA}`` for pixel
+  verification; without it the verification step is skipped.
 
-Paths, strongest first (a result keeps the strongest path that found it):
+Paths, strongest first (a result keeps the strongest path that found it). The query is
+canonicalised once (``embed.preprocess.canonicalise``) and searched as several views: as given,
+mirrored, and, when a flat background was removed, with that background kept.
 
-1. ``exact``: the canonical pixels (upscale undone, flat background removed, cropped) of the
-   query or of its mirror image hash equal to an indexed image's.
-2. ``near``: the colour-index pattern of the query or its mirror equals an indexed image's
-   (a recolouring: hue shift, palette swap); ranked among themselves by vector similarity.
-3. ``vector``: cosine similarity of CNN features of the canonical query and its mirror.
-4. ``region``: for screenshot-like queries, candidate regions (``regions.candidate_regions``)
-   embedded and searched like queries of their own, fused by best score.
+1. ``exact``: a view's canonical pixels hash equal to an indexed image's (copies, upscales,
+   flattenings, mirror images).
+2. ``near``: a view's colour-index pattern equals an indexed image's (a recolouring: hue shift,
+   palette swap), or pixel verification (``verify.pixel_similarity`` >= ``verify_min``) finds
+   the view inside a candidate's canonical pixels (JPEG copies, crops, changed backgrounds).
+3. ``vector``: cosine similarity of the views' feature vectors.
+4. ``region``: for scene-like queries (an opaque picture whose best whole-image score is below
+   ``region_below``), art cut out on its own pixel grid (``regions.candidate_regions``) is
+   embedded and searched; candidates found that way are then looked for pixel by pixel in the
+   scene (``verify.scene_similarity``), and those found rank with the near-duplicates.
 
-Ranking is by path tier (exact, near, then vector/region together) and, within a tier, by
-score; ``score`` is the best cosine similarity seen for the id (1.0 for exact matches).
+Ranking is by tier (exact, near and verified regions, then vector and region) and, within a
+tier, by score: the best cosine or pixel similarity seen for the id, minus small penalties for
+mirrored and background-kept views (so that the query as given wins a tie with the mirror
+image of a sprite, which tile sets often hold too); 1.0 for exact matches.
 """
 
 from __future__ import annotations
