@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 from pathlib import Path
@@ -29,17 +30,23 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def crawl_cells(atlas: str, n: int, seed: int = 0) -> list[Image.Image]:
-    """n distinct, non-trivial 32x32 cells of a Crawl atlas."""
+@functools.cache
+def _atlas_cells(atlas: str) -> tuple[np.ndarray, ...]:
     a = np.asarray(Image.open(CRAWL / f"{atlas}.png").convert("RGBA"))
     cells = []
     for y in range(0, a.shape[0] - 31, 32):
         for x in range(0, a.shape[1] - 31, 32):
             c = a[y : y + 32, x : x + 32]
             if (c[..., 3] > 0).sum() >= 100 and len(np.unique(c.reshape(-1, 4), axis=0)) >= 8:
-                cells.append(Image.fromarray(c.copy()))
+                cells.append(c.copy())
+    return tuple(cells)
+
+
+def crawl_cells(atlas: str, n: int, seed: int = 0) -> list[Image.Image]:
+    """n distinct, non-trivial 32x32 cells of a Crawl atlas."""
+    cells = list(_atlas_cells(atlas))
     random.Random(seed).shuffle(cells)
-    return cells[:n]
+    return [Image.fromarray(c) for c in cells[:n]]
 
 
 def upscale(img: Image.Image, k: int) -> Image.Image:
