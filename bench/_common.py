@@ -150,6 +150,17 @@ class Report:
         return text
 
 
+def own_settings(data: Path):  # type: ignore[no-untyped-def]
+    """Settings of a benchmark's own data folder: its SQLite catalog and embedded index, even
+    when the caller's environment names a catalog or an index elsewhere."""
+    from ogasearch.settings import load_settings
+
+    settings = load_settings(data=data)
+    settings.catalog = None
+    settings.vectors = None
+    return settings
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without the caller's ``OGASEARCH_*`` settings (a catalog or an index
     elsewhere must not leak into a benchmark), progress bars off, plus ``extra``."""

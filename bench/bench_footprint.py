@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, func, select, text
 
-from _common import SCALE_SOURCE, Report, add_report_arguments, ingest_local_site
+from _common import SCALE_SOURCE, Report, add_report_arguments, ingest_local_site, own_settings
 from ogasearch.catalog.schema import embeddings, images
 from ogasearch.settings import load_settings
 
@@ -71,7 +71,9 @@ def main() -> None:
         print(f"ingesting a {args.pages}-page local site into {args.data} ...")
         ingest_local_site(args.data, args.pages, args.source)
     try:
-        settings = load_settings(data=args.data, catalog=args.catalog)
+        settings = (
+            own_settings(args.data) if temp else load_settings(data=args.data, catalog=args.catalog)
+        )
         engine = create_engine(settings.catalog_url)
         try:
             with engine.connect() as conn:
@@ -96,8 +98,12 @@ def main() -> None:
         catalog_total = (
             catalog_file.stat().st_size if catalog_file.exists() else sum(sizes.values())
         )
-        index_dir = args.data / "vectors"
-        index_bytes = folder_bytes(index_dir)
+        index_bytes = 0
+        if settings.vectors is None:  # the embedded index: measure its folder
+            from ogasearch.pipeline import Workspace
+
+            with Workspace(settings) as ws:
+                index_bytes = folder_bytes(Path(ws.index.folder))
         store_bytes = folder_bytes(settings.store_dir)
         rows = [
             ("vector as stored (catalog, float16)", f"{raw / vectors:,.0f}", ""),

@@ -44,11 +44,11 @@ from _common import (
     Server,
     add_report_arguments,
     ingest_local_site,
+    own_settings,
     percentile,
 )
 from ogasearch.catalog.schema import embeddings, images
 from ogasearch.embed.stage import decode_vectors
-from ogasearch.settings import load_settings
 
 SYNTHETIC_BASE = 1 << 40  # synthetic ids start here, far above any catalog id
 TARGET_P50_MS = 30.0
@@ -71,7 +71,7 @@ class Measured:
 
 def real_vectors(data: Path) -> tuple[np.ndarray, np.ndarray, str, int]:
     """The catalog's embeddings (n, dim), their is-tile flags, model name and dim."""
-    engine = create_engine(load_settings(data=data).catalog_url)
+    engine = create_engine(own_settings(data).catalog_url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -89,14 +89,17 @@ def real_vectors(data: Path) -> tuple[np.ndarray, np.ndarray, str, int]:
     return vectors, tiles, model, dim
 
 
-def fill(data: Path, size: int, seed: int) -> float:
-    """Top the embedded index up with synthetic vectors to ``size`` in all; seconds taken."""
-    from ogasearch.index import open_index
+def fill(data: Path, size: int, seed: int) -> tuple[float, Path]:
+    """Top the folder's embedded index up with synthetic vectors to ``size`` in all; the
+    seconds taken and the index's folder."""
+    from ogasearch.pipeline import Workspace
 
     real, tiles, model, dim = real_vectors(data)
     started = time.perf_counter()
-    index = open_index(None, data, dim, model)
-    try:
+    with Workspace(own_settings(data)) as ws:  # the index `update` and `serve` open
+        index = ws.index
+        if (index.model, index.dim) != (model, dim):
+            raise SystemExit(f"the catalog holds {model} {dim}-d vectors, the index {index!r}")
         have = len(index)
         synthetic = int((index.ids() >= SYNTHETIC_BASE).sum())
         rng = np.random.default_rng(seed + synthetic)  # a rerun continues the same sequence
@@ -115,9 +118,8 @@ def fill(data: Path, size: int, seed: int) -> float:
             print(f"\r  filling: {have:,} / {size:,} vectors", end="", flush=True)
         index.flush()
         print()
-    finally:
-        index.close()
-    return time.perf_counter() - started
+        folder = Path(index.folder)
+    return time.perf_counter() - started, folder
 
 
 def folder_mb(path: Path) -> float:
@@ -126,7 +128,7 @@ def folder_mb(path: Path) -> float:
 
 def query_material(data: Path, server: str, count: int, seed: int) -> tuple[list[bytes], list[int]]:
     """Upscaled PNGs of indexed catalog images (from the server) and catalog ids to ask for."""
-    engine = create_engine(load_settings(data=data).catalog_url)
+    engine = create_engine(own_settings(data).catalog_url)
     try:
         with engine.connect() as conn:
             ids = [
@@ -149,10 +151,14 @@ def query_material(data: Path, server: str, count: int, seed: int) -> tuple[list
     return uploads, chosen
 
 
-def measure(data: Path, size: int, fill_seconds: float, args: argparse.Namespace) -> Measured:
+def measure(
+    data: Path, size: int, filled: tuple[float, Path], args: argparse.Namespace
+) -> Measured:
     with Server(data, timeout=1800) as server:
+        if server.stats.get("vectors") != size:
+            raise SystemExit(f"the server sees {server.stats.get('vectors')} vectors, not {size}")
         uploads, ids = query_material(data, server.url, args.distinct, args.seed)
-        result = Measured(size, fill_seconds, folder_mb(data / "vectors"), None)
+        result = Measured(size, filled[0], folder_mb(filled[1]), None)
         rng = random.Random(args.seed)
         with httpx.Client(base_url=server.url, timeout=120) as client:
             for n in range(args.warmup + args.queries):
@@ -208,8 +214,7 @@ def main() -> None:
         real, tiles, model, dim = real_vectors(args.data)
         for size in sorted(args.sizes):
             print(f"{size:,} vectors:")
-            seconds = fill(args.data, size, args.seed)
-            results.append(measure(args.data, size, seconds, args))
+            results.append(measure(args.data, size, fill(args.data, size, args.seed), args))
     finally:
         if temp is not None and not args.keep:
             shutil.rmtree(temp, ignore_errors=True)
