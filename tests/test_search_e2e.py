@@ -230,3 +230,24 @@ def test_killing_indexing_midway_leaves_catalog_and_index_consistent(
     run_cli(tmp_path, site.base_url, "check", "--no-repair")
     stats = SearchService(load_settings(data=tmp_path)).stats()
     assert stats["vectors"] == stats["indexed"] == stats["images"] + stats["tiles"]
+
+
+def test_worker_processes_embed_exactly_like_one_process(indexed: Indexed, tmp_path: Path) -> None:
+    if indexed.vectors is not None:
+        pytest.skip("embedding does not depend on the vector backend")
+    import shutil
+
+    data = tmp_path / "again"
+    shutil.copytree(indexed.data, data)
+    engine = create_engine(sqlite_url(data))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE images SET embed_state = 'pending', indexed = 0"))
+        conn.execute(text("DELETE FROM embeddings"))
+    engine.dispose()
+    run_cli(data, indexed.site.base_url, "embed", "--workers", "2")
+    query = (
+        "SELECT i.id, i.embed_state, i.canonical_sha256, i.structure_sha256, e.vector "
+        "FROM images i JOIN embeddings e ON e.image_id = i.id ORDER BY i.id"
+    )
+    again = Indexed(data, indexed.site, indexed.service, None).rows(query)
+    assert again == indexed.rows(query)

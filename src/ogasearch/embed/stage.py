@@ -9,7 +9,11 @@ reason, and the batch goes on.
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, delete, func, insert, select, update
@@ -21,7 +25,7 @@ from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.embed.preprocess import canonicalise, pixel_hash, prepare_canonical, structure_hash
 from ogasearch.extract.images import ImageRejected
 from ogasearch.progress import progress
-from ogasearch.settings import Settings
+from ogasearch.settings import Limits, Settings
 from ogasearch.store.blobs import BlobStore
 from ogasearch.store.pixels import PixelCache
 
@@ -70,6 +74,49 @@ def _pending_query():  # type: ignore[no-untyped-def]
     )
 
 
+Job = tuple[int, str, tuple[int, int, int, int] | None]  # image id, blob, tile box
+
+
+def _box(row: Any) -> tuple[int, int, int, int] | None:
+    if row.parent_id is None:
+        return None
+    return (row.tile_x, row.tile_y, row.tile_w, row.tile_h)
+
+
+class _Preparer:
+    """Decode -> canonicalise -> hashes + model input, for one image: what ``--workers``
+    processes do in parallel (picklable; each process keeps its own sheet cache)."""
+
+    def __init__(self, store_dir: Path, limits: Limits, size: int) -> None:
+        self.store_dir = store_dir
+        self.limits = limits
+        self.size = size
+        self._cache: PixelCache | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cache": None}
+
+    def __call__(self, job: Job) -> tuple[int, tuple[np.ndarray, str, str | None] | str]:
+        ident, blob, box = job
+        if self._cache is None:
+            self._cache = PixelCache(BlobStore(self.store_dir), self.limits)
+        try:
+            canon = canonicalise(self._cache.load(blob, box)).image
+            return ident, (
+                prepare_canonical(canon, self.size),
+                pixel_hash(canon),
+                structure_hash(canon),
+            )
+        except (ImageRejected, OSError, ValueError) as exc:
+            return ident, f"cannot embed: {exc}"
+
+
+def _pool(workers: int) -> ProcessPoolExecutor | None:
+    if workers <= 1:
+        return None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+
 def embed(
     engine: Engine,
     settings: Settings,
@@ -93,62 +140,65 @@ def embed(
         ).scalar_one()
     if total == 0:
         return stats
-    size = extractor.input_size
-    pixels_of = PixelCache(store, settings.limits)
-    with progress(total, "embed", "img") as bar:
-        while True:
-            with claim(engine, _pending_query(), settings.embed_batch, images) as (conn, rows):
-                if not rows:
-                    break
-                done: list[tuple[int, str, str | None]] = []
-                inputs: list[np.ndarray] = []
-                for row in rows:
-                    box = (
-                        None
-                        if row.parent_id is None
-                        else (row.tile_x, row.tile_y, row.tile_w, row.tile_h)
-                    )
-                    try:
-                        pixels = pixels_of.load(row.blob, box)
-                        canon = canonicalise(pixels).image
-                        inputs.append(prepare_canonical(canon, size))
-                        done.append((row.id, pixel_hash(canon), structure_hash(canon)))
-                    except (ImageRejected, OSError, ValueError) as exc:
-                        reason = f"cannot embed: {exc}"
-                        conn.execute(
-                            update(images)
-                            .where(images.c.id == row.id)
-                            .values(embed_state="failed", error=reason)
-                        )
-                        record_failure(conn, "embed", f"image {row.id}", reason)
-                        stats.failed += 1
-                if done:
-                    vectors = extractor.embed(np.stack(inputs))
-                    ids = [d[0] for d in done]
-                    conn.execute(delete(embeddings).where(embeddings.c.image_id.in_(ids)))
-                    conn.execute(
-                        insert(embeddings),
-                        [
-                            {
-                                "image_id": ident,
-                                "model": extractor.name,
-                                "dim": extractor.dim,
-                                "vector": encode_vector(vec),
-                            }
-                            for ident, vec in zip(ids, vectors, strict=True)
-                        ],
-                    )
-                    for ident, canonical_sha, structure_sha in done:
-                        conn.execute(
-                            update(images)
-                            .where(images.c.id == ident)
-                            .values(
-                                embed_state="done",
-                                indexed=False,
-                                canonical_sha256=canonical_sha,
-                                structure_sha256=structure_sha,
+    prepare = _Preparer(store.root, settings.limits, extractor.input_size)
+    pool = _pool(settings.workers)
+    try:
+        with progress(total, "embed", "img") as bar:
+            while True:
+                with claim(engine, _pending_query(), settings.embed_batch, images) as (conn, rows):
+                    if not rows:
+                        break
+                    jobs = [(r.id, r.blob, _box(r)) for r in rows]
+                    if pool is None:
+                        prepared = [prepare(job) for job in jobs]
+                    else:  # rows come sorted by sheet: contiguous chunks keep sheets together
+                        chunk = max(1, len(jobs) // settings.workers)
+                        prepared = list(pool.map(prepare, jobs, chunksize=chunk))
+                    done: list[tuple[int, str, str | None]] = []
+                    inputs: list[np.ndarray] = []
+                    for ident, result in prepared:
+                        if isinstance(result, str):
+                            conn.execute(
+                                update(images)
+                                .where(images.c.id == ident)
+                                .values(embed_state="failed", error=result)
                             )
+                            record_failure(conn, "embed", f"image {ident}", result)
+                            stats.failed += 1
+                            continue
+                        array, canonical_sha, structure_sha = result
+                        inputs.append(array)
+                        done.append((ident, canonical_sha, structure_sha))
+                    if done:
+                        vectors = extractor.embed(np.stack(inputs))
+                        ids = [d[0] for d in done]
+                        conn.execute(delete(embeddings).where(embeddings.c.image_id.in_(ids)))
+                        conn.execute(
+                            insert(embeddings),
+                            [
+                                {
+                                    "image_id": ident,
+                                    "model": extractor.name,
+                                    "dim": extractor.dim,
+                                    "vector": encode_vector(vec),
+                                }
+                                for ident, vec in zip(ids, vectors, strict=True)
+                            ],
                         )
-                    stats.embedded += len(done)
-                bar.update(len(rows))
+                        for ident, canonical_sha, structure_sha in done:
+                            conn.execute(
+                                update(images)
+                                .where(images.c.id == ident)
+                                .values(
+                                    embed_state="done",
+                                    indexed=False,
+                                    canonical_sha256=canonical_sha,
+                                    structure_sha256=structure_sha,
+                                )
+                            )
+                        stats.embedded += len(done)
+                    bar.update(len(rows))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return stats
