@@ -25,10 +25,11 @@ mirrored, and, when a flat background was removed, with that background kept.
    embedded and searched; candidates found that way are then looked for pixel by pixel in the
    scene (``verify.scene_similarity``), and those found rank with the near-duplicates.
 
-Ranking is by tier (exact, near and verified regions, then vector and region) and, within a
-tier, by score: the best cosine or pixel similarity seen for the id, minus small penalties for
-mirrored and background-kept views (so that the query as given wins a tie with the mirror
-image of a sprite, which tile sets often hold too); 1.0 for exact matches.
+Ranking is by tier (exact; same colour pattern; pixel-verified near-duplicates and regions;
+then vector and region) and, within a tier, by score: the best cosine or pixel similarity
+seen for the id, minus small penalties for mirrored and background-kept views (so that the
+query as given wins a tie with the mirror image of a sprite, which tile sets often hold too);
+1.0 for exact matches.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ from ogasearch.search.verify import pixel_similarity, scene_similarity
 TileFilter = Literal["only", "exclude"] | None
 Hit = tuple[int, float]
 Path = Literal["exact", "near", "vector", "region"]
-TIERS: dict[str, int] = {"exact": 3, "near": 2, "vector": 1, "region": 1}
+TIERS: dict[str, int] = {"exact": 4, "near": 2, "vector": 1, "region": 1}
+STRUCTURE_TIER = 3  # a recolouring (same colour-index pattern) beats a pixel-verified match
 
 
 class VectorSearch(Protocol):
@@ -162,7 +164,8 @@ class Matcher:
                 pattern = structure_hash(view)
                 if pattern is not None:
                     for ident in self.hashes.lookup("structure", pattern):
-                        fused.add(ident, vector_score.get(ident, 0.0) - penalty, "near")
+                        score = vector_score.get(ident, 0.0) - penalty
+                        fused.add(ident, score, "near", tier=STRUCTURE_TIER)
         best = max(vector_score.values(), default=0.0)
         regions: list[Region] = []
         if cfg.regions and best < cfg.region_below and looks_like_scene(canon):
