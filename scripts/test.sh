@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 ruff check src tests bench
+ruff format --check src tests bench
 python -m pytest -q "$@"

@@ -59,9 +59,7 @@ def assert_catalog_matches(url: str, manifest: Manifest) -> None:
     files = {(row[0], row[1]): row for row in dump["files"]}
     assert set(files) == {(f.page_slug, f.url) for f in manifest.files}
     for f in manifest.files:
-        _, url_, name, link_text, kind, _, _, present, state, sha256, size = files[
-            (f.page_slug, f.url)
-        ]
+        _, _, name, _, kind, _, _, present, state, sha256, size = files[(f.page_slug, f.url)]
         assert (name, kind, present) == (f.name, f.kind, True), f.url
         assert state == f.expected_state, (f.url, state, f.reason)
         if f.expected_state != "gone":
@@ -76,8 +74,7 @@ def assert_catalog_matches(url: str, manifest: Manifest) -> None:
     whole = [row for row in dump["images"] if row[2] == ""]
     got = Counter((r[0], r[1], r[3], r[7], r[8], r[9]) for r in whole)
     want = Counter(
-        (i.file_url, i.archive_path, i.sha256, i.width, i.height, i.frames)
-        for i in manifest.images
+        (i.file_url, i.archive_path, i.sha256, i.width, i.height, i.frames) for i in manifest.images
     )
     assert got == want
     assert count_duplicates(url) == {"pages": 0, "files": 0, "members": 0, "images": 0}
