@@ -30,13 +30,15 @@ from ogasearch.catalog.schema import (
     pages,
 )
 from ogasearch.catalog.stats import catalog_stats
+from ogasearch.embed.preprocess import canonical
 from ogasearch.embed.stage import decode_vectors
+from ogasearch.extract.images import ImageRejected
 from ogasearch.pipeline import Workspace
 from ogasearch.search import keywords
 from ogasearch.search.matching import Match, Matcher
 from ogasearch.search.results import Filters, SearchResponse, SearchResult, Source
 from ogasearch.settings import Settings
-from ogasearch.store.pixels import load_pixels
+from ogasearch.store.pixels import PixelCache, load_pixels
 
 HASH_COLUMNS = {"canonical": images.c.canonical_sha256, "structure": images.c.structure_sha256}
 REFRESH_SECONDS = 1.0
@@ -69,6 +71,42 @@ MAX_IMAGE_ID = (1 << 63) - 1  # ids are signed 64-bit in SQLite, PostgreSQL and 
 def _is_image_id(image_id: int) -> bool:
     """False for ids no catalog can hold (a huge one from a URL would overflow the driver)."""
     return 0 < image_id <= MAX_IMAGE_ID
+
+
+class CatalogPixels:
+    """``PixelSource`` over the catalog: canonical pixels of candidates, for the matcher's
+    pixel verification (a tile is its box cut from its sheet; each sheet decoded once)."""
+
+    def __init__(self, service: SearchService) -> None:
+        self.service = service
+
+    def canonical_images(self, ids: Sequence[int]) -> dict[int, Image.Image]:
+        parent = aliased(images)
+        with self.service.ws.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    images.c.id,
+                    func.coalesce(parent.c.sha256, images.c.sha256).label("blob"),
+                    images.c.parent_id,
+                    images.c.tile_x,
+                    images.c.tile_y,
+                    images.c.tile_w,
+                    images.c.tile_h,
+                )
+                .select_from(images.outerjoin(parent, parent.c.id == images.c.parent_id))
+                .where(images.c.id.in_(list(ids)))
+            ).all()
+        cache = PixelCache(self.service.ws.store, self.service.settings.limits)
+        out: dict[int, Image.Image] = {}
+        for row in rows:
+            box = (
+                None if row.parent_id is None else (row.tile_x, row.tile_y, row.tile_w, row.tile_h)
+            )
+            try:
+                out[int(row.id)] = canonical(cache.load(row.blob, box))
+            except (ImageRejected, OSError, ValueError):
+                continue  # a candidate that cannot be read is simply not verified
+        return out
 
 
 class SearchService:
@@ -190,7 +228,12 @@ class SearchService:
     @property
     def matcher(self) -> Matcher:
         if self._matcher is None:
-            self._matcher = Matcher(self.ws.extractor, _Refreshing(self), CatalogHashes(self))
+            self._matcher = Matcher(
+                self.ws.extractor,
+                _Refreshing(self),
+                CatalogHashes(self),
+                pixels=CatalogPixels(self),
+            )
         return self._matcher
 
     def _index(self):  # type: ignore[no-untyped-def]
