@@ -3,6 +3,7 @@
     python bench/bench_ingest.py                    # 800 pages, about 4,900 images (the target)
     python bench/bench_ingest.py --pages 100        # a quick check
     python bench/bench_ingest.py --pages 100 --profile   # + where the time goes, per function
+    python bench/bench_ingest.py --workers 2        # embed's decode/preprocess worker processes
 
 Builds the large local OGA copy (``build_site(scale_source=...)`` from Debian's
 crawl-tiles-data), serves it over 127.0.0.1 from this process, and runs the real CLI,
@@ -209,6 +210,9 @@ def main() -> None:
     parser.add_argument(
         "--export-model", action="store_true", help="Count the one-time ONNX export too."
     )
+    parser.add_argument(
+        "--workers", type=int, help="Passed to `ogasearch update --workers` (default: its own)."
+    )
     parser.add_argument("--profile", action="store_true", help="Also run under cProfile.")
     parser.add_argument("--top", type=int, default=25, help="Functions listed per profile table.")
     add_report_arguments(parser)
@@ -232,6 +236,8 @@ def main() -> None:
             base = [sys.executable]
             update = ["-m", "ogasearch", "update", "-v", "--delay", "0", "--site"]
             update.append(running.base_url)
+            if args.workers is not None:
+                update += ["--workers", str(args.workers)]
             prepare_data(args.data / "plain", args.export_model)
             plain = run_update([*base, *update, "--data", str(args.data / "plain")], env)
             counts = catalog_counts(args.data / "plain")
@@ -258,6 +264,7 @@ def main() -> None:
             " served from the benchmark process over 127.0.0.1 (its CPU is shared with the"
             " run). Model "
             + ("exported during the run." if args.export_model else "exported beforehand.")
+            + (f" `--workers {args.workers}`." if args.workers is not None else "")
         )
         report.line()
         report.line(
