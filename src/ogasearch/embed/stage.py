@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, func, insert, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import Engine, Select, delete, func, insert, select, update
 
 from ogasearch.catalog import claim, record_failure
 from ogasearch.catalog.schema import embeddings, images
@@ -27,7 +26,7 @@ from ogasearch.extract.images import ImageRejected
 from ogasearch.progress import progress
 from ogasearch.settings import Limits, Settings
 from ogasearch.store.blobs import BlobStore
-from ogasearch.store.pixels import PixelCache
+from ogasearch.store.pixels import PixelCache, pixel_rows, tile_box
 
 VECTOR_DTYPE = np.dtype("<f2")
 
@@ -55,32 +54,15 @@ def decode_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
     return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
 
 
-def _pending_query():  # type: ignore[no-untyped-def]
-    parent = aliased(images)
-    blob = func.coalesce(parent.c.sha256, images.c.sha256)
+def _pending_query() -> Select:
     return (
-        select(
-            images.c.id,
-            images.c.parent_id,
-            blob.label("blob"),
-            images.c.tile_x,
-            images.c.tile_y,
-            images.c.tile_w,
-            images.c.tile_h,
-        )
-        .select_from(images.outerjoin(parent, parent.c.id == images.c.parent_id))
+        pixel_rows()
         .where(images.c.embed_state == "pending")
         .order_by(func.coalesce(images.c.parent_id, images.c.id), images.c.id)
     )
 
 
 Job = tuple[int, str, tuple[int, int, int, int] | None]  # image id, blob, tile box
-
-
-def _box(row: Any) -> tuple[int, int, int, int] | None:
-    if row.parent_id is None:
-        return None
-    return (row.tile_x, row.tile_y, row.tile_w, row.tile_h)
 
 
 class _Preparer:
@@ -148,7 +130,7 @@ def embed(
                 with claim(engine, _pending_query(), settings.embed_batch, images) as (conn, rows):
                     if not rows:
                         break
-                    jobs = [(r.id, r.blob, _box(r)) for r in rows]
+                    jobs = [(r.id, r.blob, tile_box(r)) for r in rows]
                     if pool is None:
                         prepared = [prepare(job) for job in jobs]
                     else:  # rows come sorted by sheet: contiguous chunks keep sheets together

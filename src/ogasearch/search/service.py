@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import Connection, and_, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Connection, and_, select
 
 from ogasearch.catalog.schema import (
     authors,
@@ -38,7 +37,7 @@ from ogasearch.search import keywords
 from ogasearch.search.matching import Match, Matcher
 from ogasearch.search.results import Filters, SearchResponse, SearchResult, Source
 from ogasearch.settings import Settings
-from ogasearch.store.pixels import PixelCache, load_pixels
+from ogasearch.store.pixels import PixelCache, load_pixels, pixel_rows, tile_box
 
 HASH_COLUMNS = {"canonical": images.c.canonical_sha256, "structure": images.c.structure_sha256}
 REFRESH_SECONDS = 1.0
@@ -81,29 +80,13 @@ class CatalogPixels:
         self.service = service
 
     def canonical_images(self, ids: Sequence[int]) -> dict[int, Image.Image]:
-        parent = aliased(images)
         with self.service.ws.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    images.c.id,
-                    func.coalesce(parent.c.sha256, images.c.sha256).label("blob"),
-                    images.c.parent_id,
-                    images.c.tile_x,
-                    images.c.tile_y,
-                    images.c.tile_w,
-                    images.c.tile_h,
-                )
-                .select_from(images.outerjoin(parent, parent.c.id == images.c.parent_id))
-                .where(images.c.id.in_(list(ids)))
-            ).all()
+            rows = conn.execute(pixel_rows().where(images.c.id.in_(list(ids)))).all()
         cache = PixelCache(self.service.ws.store, self.service.settings.limits)
         out: dict[int, Image.Image] = {}
         for row in rows:
-            box = (
-                None if row.parent_id is None else (row.tile_x, row.tile_y, row.tile_w, row.tile_h)
-            )
             try:
-                out[int(row.id)] = canonical(cache.load(row.blob, box))
+                out[int(row.id)] = canonical(cache.load(row.blob, tile_box(row)))
             except (ImageRejected, OSError, ValueError):
                 continue  # a candidate that cannot be read is simply not verified
         return out
@@ -181,24 +164,11 @@ class SearchService:
     def image_png(self, image_id: int) -> bytes:
         if not _is_image_id(image_id):
             raise KeyError(image_id)
-        parent = aliased(images)
         with self.ws.engine.connect() as conn:
-            row = conn.execute(
-                select(
-                    func.coalesce(parent.c.sha256, images.c.sha256).label("blob"),
-                    images.c.parent_id,
-                    images.c.tile_x,
-                    images.c.tile_y,
-                    images.c.tile_w,
-                    images.c.tile_h,
-                )
-                .select_from(images.outerjoin(parent, parent.c.id == images.c.parent_id))
-                .where(images.c.id == image_id)
-            ).first()
+            row = conn.execute(pixel_rows().where(images.c.id == image_id)).first()
         if row is None:
             raise KeyError(image_id)
-        box = None if row.parent_id is None else (row.tile_x, row.tile_y, row.tile_w, row.tile_h)
-        pixels = load_pixels(self.ws.store, self.settings.limits, row.blob, box)
+        pixels = load_pixels(self.ws.store, self.settings.limits, row.blob, tile_box(row))
         out = io.BytesIO()
         pixels.save(out, format="PNG")
         return out.getvalue()
@@ -360,7 +330,7 @@ class SearchService:
                 width=int(shown.width),
                 height=int(shown.height),
                 frames=int(shown.frames),
-                tile=_box(shown),
+                tile=tile_box(shown),
                 parent_image_id=shown.parent_id,
                 match=match.path,
                 copies=[c.source for c in copies],
@@ -418,12 +388,6 @@ def _one_per_page(sources: list[_SourceRow], prefer: int) -> list[_SourceRow]:
         if s.page_id not in by_page or s.image_id == prefer:
             by_page[s.page_id] = s
     return list(by_page.values())
-
-
-def _box(row: Any) -> tuple[int, int, int, int] | None:
-    if row.parent_id is None:
-        return None
-    return (int(row.tile_x), int(row.tile_y), int(row.tile_w), int(row.tile_h))
 
 
 def _group_key(row: Any) -> tuple[str, str]:

@@ -3,14 +3,41 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 from PIL import Image
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import aliased
 
+from ogasearch.catalog.schema import images
 from ogasearch.extract.images import open_image
 from ogasearch.settings import Limits
 from ogasearch.store.blobs import BlobStore
 
 Box = tuple[int, int, int, int]
+
+
+def pixel_rows() -> Select:
+    """Rows saying where each image's pixels are: ``id``, ``blob`` (its own blob, or for a
+    tile its sheet's) and the tile box columns; add a ``where``. Read the box with
+    ``tile_box``."""
+    parent = aliased(images)
+    return select(
+        images.c.id,
+        func.coalesce(parent.c.sha256, images.c.sha256).label("blob"),
+        images.c.parent_id,
+        images.c.tile_x,
+        images.c.tile_y,
+        images.c.tile_w,
+        images.c.tile_h,
+    ).select_from(images.outerjoin(parent, parent.c.id == images.c.parent_id))
+
+
+def tile_box(row: Any) -> Box | None:
+    """(x, y, w, h) of a tile row in its sheet, or None for a whole image."""
+    if row.parent_id is None:
+        return None
+    return (int(row.tile_x), int(row.tile_y), int(row.tile_w), int(row.tile_h))
 
 
 def load_pixels(store: BlobStore, limits: Limits, blob_sha256: str, box: Box | None) -> Image.Image:
