@@ -41,7 +41,13 @@ import numpy as np
 from PIL import Image
 
 from ogasearch.embed.extractors import OnnxEfficientNet, PoolingSpec
-from ogasearch.embed.preprocess import IMAGENET_MEAN, IMAGENET_STD, canonical, pixel_hash
+from ogasearch.embed.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    canonical,
+    canonicalise,
+    pixel_hash,
+)
 from ogasearch.embed.signatures import signatures
 from ogasearch.search.matching import (
     InMemoryHashes,
@@ -333,8 +339,10 @@ class Ogasearch:
         ids = [i.id for i in items]
         self.hashes.add_many(ids, "canonical", [h.canonical_sha256 for h in hashes])
         self.hashes.add_many(ids, "structure", [h.structure_sha256 for h in hashes])
+        for ident, h in zip(ids, hashes, strict=True):
+            self.hashes.add_patches(ident, h.patches)
         self.own = dict(zip(ids, vecs, strict=True))
-        pixels = InMemoryPixels({i.id: canonical(i.image) for i in items})
+        pixels = InMemoryPixels({i.id: canonicalise(i.image) for i in items})
         self.matcher = Matcher(self.extractor, self.vectors, self.hashes, self.config, pixels)
 
     def query(self, img: Image.Image, k: int) -> list[int]:
@@ -471,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-hashes", action="store_true")
     ap.add_argument("--no-regions", action="store_true")
     ap.add_argument("--no-verify", action="store_true", help="no pixel verification")
+    ap.add_argument("--no-patches", action="store_true", help="no patch fingerprint path")
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument(
         "--models",
@@ -501,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         hashes=not args.no_hashes,
         regions=not args.no_regions,
         verify_top=0 if args.no_verify else MatchConfig.verify_top,
+        patches=not args.no_patches,
     )
     pipelines: list[Prototype | Ogasearch] = [
         Ogasearch(args.models, args.variant, args.input_size, args.workers, config)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from ogasearch.embed.extractors import OnnxEfficientNet
-from ogasearch.embed.preprocess import canonical
+from ogasearch.embed.preprocess import canonical, canonicalise
 from ogasearch.embed.signatures import signatures
 from ogasearch.search.matching import InMemoryHashes, InMemoryPixels, InMemoryVectors, Matcher
 from ogasearch.search.verify import pixel_similarity, scene_similarity
@@ -50,7 +50,7 @@ def matcher(corpus: list[Image.Image], tmp_path_factory: pytest.TempPathFactory)
     lookup = InMemoryHashes()
     lookup.add_many(ids, "canonical", [h.canonical_sha256 for h in hashes])
     lookup.add_many(ids, "structure", [h.structure_sha256 for h in hashes])
-    pixels = InMemoryPixels({i: canonical(img) for i, img in zip(ids, corpus, strict=True)})
+    pixels = InMemoryPixels({i: canonicalise(img) for i, img in zip(ids, corpus, strict=True)})
     return Matcher(extractor, vectors, lookup, pixels=pixels)
 
 
@@ -151,5 +151,10 @@ def test_scene_similarity_finds_a_sprite_at_its_place(corpus: list[Image.Image])
     scene.alpha_composite(sprite, (40, 30))
     means = np.asarray(scene.convert("RGB"), dtype=np.float32)
     box = (30 + 2, 30 + sprite.height - 1, 40 + 1, 40 + sprite.width - 2)  # a rough cut-out
-    assert scene_similarity(sprite, means, box) > 0.99
-    assert scene_similarity(other, means, box) < 0.9
+    found = scene_similarity(sprite, means, box)
+    assert found.similarity > 0.99
+    # a part of the sprite matches as well, but explains fewer of the scene's pixels
+    part = sprite.crop((0, 0, sprite.width, sprite.height * 2 // 3))
+    assert scene_similarity(part, means, box).similarity > 0.99
+    assert scene_similarity(part, means, box).explained < found.explained
+    assert scene_similarity(other, means, box).similarity < 0.9

@@ -235,6 +235,22 @@ embeddings = Table(
     Column("vector", LargeBinary, nullable=False),
 )
 
+# Patch fingerprints of every embedded image (``embed.patches``): hashes of a sample of its
+# pixel patches, which a crop of it, a tile cut from it or a screenshot showing it still
+# holds. Written by the embed stage with the vector; the matcher looks candidates up by hash.
+patches = Table(
+    "patches",
+    metadata,
+    Column("hash", BigInteger, primary_key=True, autoincrement=False),
+    Column(
+        "image_id",
+        ForeignKey("images.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Index("ix_patches_image", "image_id"),
+)
+
 # Append-only log of every failure: which stage, which item, why.
 failures = Table(
     "failures",

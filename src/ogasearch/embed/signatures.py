@@ -8,6 +8,8 @@ so that a query that is an upscale, a flattening or a recolouring of an indexed 
   ``images.canonical_sha256`` holds.
 * ``structure_sha256`` (``preprocess.structure_hash``): the colour-index pattern, equal under
   any one-to-one recolouring (hue shifts, palette swaps); None for images of < 3 colours.
+* ``patches`` (``patches.fingerprints``): hashes of a sample of its 4 x 4 patches, which a
+  crop, a cut tile or a screenshot holding the image still holds.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ import numpy as np
 from PIL import Image
 
 from ogasearch.embed.extractors import FeatureExtractor
-from ogasearch.embed.preprocess import canonical, pixel_hash, prepare_canonical, structure_hash
+from ogasearch.embed.patches import fingerprints
+from ogasearch.embed.preprocess import (
+    Canonical,
+    canonicalise,
+    pixel_hash,
+    prepare_canonical,
+    structure_hash,
+)
 
 
 @dataclass(frozen=True)
 class ImageHashes:
     canonical_sha256: str
     structure_sha256: str | None
+    patches: tuple[int, ...] = ()  # patch fingerprints (``embed.patches``)
 
 
 @dataclass(frozen=True)
@@ -39,13 +49,17 @@ class Prepared:
     hashes: ImageHashes
 
 
-def hashes_of(canon: Image.Image) -> ImageHashes:
-    return ImageHashes(pixel_hash(canon), structure_hash(canon))
+def hashes_of(canon: Canonical) -> ImageHashes:
+    """The hashes of a canonical form; patches are taken from its opaque pixels as they were
+    (``kept``, when a flat background was taken off), which is what a scene shows of it."""
+    image = canon.image
+    pasted = canon.kept if canon.kept is not None else image
+    return ImageHashes(pixel_hash(image), structure_hash(image), tuple(fingerprints(pasted)))
 
 
 def prepare_image(img: Image.Image, size: int) -> Prepared:
-    canon = canonical(img)
-    return Prepared(prepare_canonical(canon, size), hashes_of(canon))
+    canon = canonicalise(img)
+    return Prepared(prepare_canonical(canon.image, size), hashes_of(canon))
 
 
 def _prepare_item(args: tuple[object, int]) -> Prepared:

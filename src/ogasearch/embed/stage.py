@@ -1,8 +1,10 @@
-"""Embed stage: every image and tile -> canonical hashes + one L2-normalised vector.
+"""Embed stage: every image and tile -> canonical hashes, patch fingerprints and one
+L2-normalised vector.
 
 Claims ``images.embed_state = 'pending'`` rows in batches; for each batch, decodes the pixels
-(tiles are cropped from their sheet), canonicalises them (``embed.preprocess``), runs the
-feature extractor, and writes the vectors (``embeddings``, float16) and hashes with
+(tiles are cropped from their sheet), canonicalises them and takes their hashes
+(``embed.signatures.prepare_image``), runs the feature extractor, and writes the vectors
+(``embeddings``, float16), the fingerprints (``patches``) and the hashes with
 ``embed_state = 'done'`` in one transaction. Undecodable images become ``failed`` with the
 reason, and the batch goes on.
 """
@@ -19,9 +21,9 @@ import numpy as np
 from sqlalchemy import Engine, Select, delete, func, insert, select, update
 
 from ogasearch.catalog import claim, record_failure
-from ogasearch.catalog.schema import embeddings, images
+from ogasearch.catalog.schema import embeddings, images, patches
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
-from ogasearch.embed.preprocess import canonicalise, pixel_hash, prepare_canonical, structure_hash
+from ogasearch.embed.signatures import ImageHashes, Prepared, prepare_image
 from ogasearch.extract.images import ImageRejected
 from ogasearch.progress import progress
 from ogasearch.settings import Limits, Settings
@@ -78,17 +80,12 @@ class _Preparer:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_cache": None}
 
-    def __call__(self, job: Job) -> tuple[int, tuple[np.ndarray, str, str | None] | str]:
+    def __call__(self, job: Job) -> tuple[int, Prepared | str]:
         ident, blob, box = job
         if self._cache is None:
             self._cache = PixelCache(BlobStore(self.store_dir), self.limits)
         try:
-            canon = canonicalise(self._cache.load(blob, box)).image
-            return ident, (
-                prepare_canonical(canon, self.size),
-                pixel_hash(canon),
-                structure_hash(canon),
-            )
+            return ident, prepare_image(self._cache.load(blob, box), self.size)
         except (ImageRejected, OSError, ValueError) as exc:
             return ident, f"cannot embed: {exc}"
 
@@ -136,7 +133,7 @@ def embed(
                     else:  # rows come sorted by sheet: contiguous chunks keep sheets together
                         chunk = max(1, len(jobs) // settings.workers)
                         prepared = list(pool.map(prepare, jobs, chunksize=chunk))
-                    done: list[tuple[int, str, str | None]] = []
+                    done: list[tuple[int, ImageHashes]] = []
                     inputs: list[np.ndarray] = []
                     for ident, result in prepared:
                         if isinstance(result, str):
@@ -148,9 +145,8 @@ def embed(
                             record_failure(conn, "embed", f"image {ident}", result)
                             stats.failed += 1
                             continue
-                        array, canonical_sha, structure_sha = result
-                        inputs.append(array)
-                        done.append((ident, canonical_sha, structure_sha))
+                        inputs.append(result.array)
+                        done.append((ident, result.hashes))
                     if done:
                         vectors = extractor.embed(np.stack(inputs))
                         ids = [d[0] for d in done]
@@ -167,15 +163,23 @@ def embed(
                                 for ident, vec in zip(ids, vectors, strict=True)
                             ],
                         )
-                        for ident, canonical_sha, structure_sha in done:
+                        conn.execute(delete(patches).where(patches.c.image_id.in_(ids)))
+                        patch_rows = [
+                            {"hash": value, "image_id": ident}
+                            for ident, hashes in done
+                            for value in hashes.patches
+                        ]
+                        if patch_rows:
+                            conn.execute(insert(patches), patch_rows)
+                        for ident, hashes in done:
                             conn.execute(
                                 update(images)
                                 .where(images.c.id == ident)
                                 .values(
                                     embed_state="done",
                                     indexed=False,
-                                    canonical_sha256=canonical_sha,
-                                    structure_sha256=structure_sha,
+                                    canonical_sha256=hashes.canonical_sha256,
+                                    structure_sha256=hashes.structure_sha256,
                                 )
                             )
                         stats.embedded += len(done)

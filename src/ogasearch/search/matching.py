@@ -34,6 +34,7 @@ query as given wins a tie with the mirror image of a sprite, which tile sets oft
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -43,15 +44,18 @@ import numpy.typing as npt
 from PIL import Image
 
 from ogasearch.embed.extractors import FeatureExtractor, l2_normalise
+from ogasearch.embed.patches import COMMON, Patches, image_patches, patches
 from ogasearch.embed.preprocess import (
+    Canonical,
     canonicalise,
     flip,
     pixel_hash,
     prepare_canonical,
     structure_hash,
+    to_rgba,
 )
-from ogasearch.search.regions import Region, candidate_regions, looks_like_scene
-from ogasearch.search.verify import pixel_similarity, scene_similarity
+from ogasearch.search.regions import GridView, Region, blobs, grid_views, looks_like_scene
+from ogasearch.search.verify import SceneMatch, pixel_similarity, scene_similarity
 
 TileFilter = Literal["only", "exclude"] | None
 Hit = tuple[int, float]
@@ -69,12 +73,17 @@ class VectorSearch(Protocol):
 class HashLookup(Protocol):
     def lookup(self, kind: str, value: str) -> list[int]: ...
 
+    def lookup_patches(self, hashes: Sequence[int]) -> list[tuple[int, int]]:
+        """``(hash, id)`` for every indexed image holding one of these patch fingerprints
+        (``embed.patches.fingerprints``); hashes held by very many images may be left out."""
+        ...
+
 
 class PixelSource(Protocol):
-    """Canonical RGBA images of indexed ids (the product opens them from the store and
+    """Canonical forms of indexed ids (the product opens them from the store and
     canonicalises them; a tile is its box cut from its sheet). Missing ids are left out."""
 
-    def canonical_images(self, ids: Sequence[int]) -> dict[int, Image.Image]: ...
+    def canonical_images(self, ids: Sequence[int]) -> dict[int, Canonical]: ...
 
 
 @dataclass(frozen=True)
@@ -102,21 +111,37 @@ class MatchConfig:
     pool: int = 50  # neighbours fetched per query vector (>= k)
     verify_top: int = 30  # candidates checked pixel by pixel (0: no verification)
     verify_min: float = 0.9  # pixel similarity that makes a candidate a near-duplicate
+    patches: bool = True  # patch fingerprint path (needs ``hashes`` and ``pixels``)
+    patch_top: int = 20  # candidates with the most shared patches verified per view
+    patch_min: int = 2  # fewest shared patches that make a candidate
+    # a scene match of fully opaque art (a floor or wall tile) ranks after art with its own
+    # silhouette (a sprite): in a screenshot the background is rarely what is looked for
+    opaque_penalty: float = 0.05
 
 
 @dataclass
 class _Fused:
-    best: dict[int, tuple[int, float, str]] = field(default_factory=dict)
+    # id -> (tier, rank within the tier, score, path)
+    best: dict[int, tuple[int, tuple[float, float], float, str]] = field(default_factory=dict)
 
-    def add(self, ident: int, score: float, path: str, tier: int | None = None) -> None:
-        tier = TIERS[path] if tier is None else tier
+    def add(
+        self,
+        ident: int,
+        score: float,
+        path: str,
+        tier: int | None = None,
+        rank: tuple[float, float] | None = None,
+    ) -> None:
+        """Keep the strongest way ``ident`` was found: by tier, then by ``rank`` (default:
+        the score itself)."""
+        entry = (TIERS[path] if tier is None else tier, rank or (score, 0.0), score, path)
         old = self.best.get(ident)
-        if old is None or (tier, score) > (old[0], old[1]):
-            self.best[ident] = (tier, score, path)
+        if old is None or entry[:2] > old[:2]:
+            self.best[ident] = entry
 
     def ranked(self, k: int) -> list[Match]:
-        items = sorted(self.best.items(), key=lambda kv: (kv[1][0], kv[1][1]), reverse=True)
-        return [Match(i, float(s), p) for i, (_, s, p) in items[:k]]  # type: ignore[arg-type]
+        items = sorted(self.best.items(), key=lambda kv: kv[1][:2], reverse=True)
+        return [Match(i, float(s), p) for i, (_, _, s, p) in items[:k]]  # type: ignore[arg-type]
 
 
 class Matcher:
@@ -168,17 +193,82 @@ class Matcher:
                         fused.add(ident, score, "near", tier=STRUCTURE_TIER)
         best = max(vector_score.values(), default=0.0)
         regions: list[Region] = []
-        if cfg.regions and best < cfg.region_below and looks_like_scene(canon):
-            regions = self._search_regions(img, fused, max(k, cfg.pool), tiles)
+        views: list[GridView] = []
+        scene = cfg.regions and best < cfg.region_below and looks_like_scene(canon)
+        if scene:
+            rgb = np.asarray(to_rgba(img))[..., :3]
+            views = grid_views(rgb)
+            regions = self._search_regions(blobs(views), fused, max(k, cfg.pool), tiles)
+            views.append(GridView(1, rgb.astype(np.float32), np.ones(rgb.shape[:2], bool)))
         if self.pixels is not None and cfg.verify_top > 0:
-            self._verify(probes, regions, fused)
+            use_patches = cfg.patches and self.hashes is not None
+            if scene and use_patches:
+                self._scene_patches(views, fused)
+            extra = [] if scene or not use_patches else self._probe_patches(probes)
+            self._verify(probes, regions, fused, extra)
         return fused.ranked(k)
 
+    def _patch_candidates(self, found: Patches) -> list[int]:
+        """Indexed images sharing the most patch fingerprints with a picture, best first."""
+        assert self.hashes is not None
+        if not len(found):
+            return []
+        pairs = self.hashes.lookup_patches([int(h) for h in np.unique(found.hashes)])
+        votes = Counter(ident for _, ident in pairs)
+        cfg = self.config
+        return [i for i, n in votes.most_common(cfg.patch_top) if n >= cfg.patch_min]
+
+    def _probe_patches(self, probes: list[tuple[Image.Image, float]]) -> list[int]:
+        """Candidates sharing patches with a view of the query (crops, cut tiles, copies
+        whose colours survived): checked pixel by pixel with the others."""
+        out: list[int] = []
+        for view, _ in probes:
+            out += [i for i in self._patch_candidates(image_patches(view)) if i not in out]
+        return out
+
+    def _scene_patches(self, views: list[GridView], fused: _Fused) -> None:
+        """Art found in a scene by its patches: each grid view's patches vote for indexed
+        images; the candidates are placed where their own patches sit in the view and
+        checked pixel by pixel there (``verify.scene_similarity``)."""
+        assert self.pixels is not None
+        cfg = self.config
+        found = [patches(view.rgba()) for view in views]
+        wanted = [self._patch_candidates(f) for f in found]
+        images = self.pixels.canonical_images(sorted({i for ids in wanted for i in ids}))
+        for view, view_patches, ids in zip(views, found, wanted, strict=True):
+            for ident in ids:
+                if ident not in images:
+                    continue
+                cand = _as_pasted(images[ident])
+                box = _place(image_patches(cand), view_patches, cand.size, cfg.patch_min)
+                if box is None:
+                    continue
+                self._add_scene_match(fused, ident, cand, scene_similarity(cand, view.means, box))
+
+    def _add_scene_match(
+        self, fused: _Fused, ident: int, cand: Image.Image, found: SceneMatch, penalty: float = 0
+    ) -> None:
+        """Art found in a scene (pixel similarity >= verify_min) ranks with the
+        near-duplicates: art with its own silhouette before opaque art (in a screenshot, a
+        sprite is what is looked for, a floor tile is background), then by how many of the
+        scene's pixels it explains (``verify.SceneMatch``)."""
+        sim = found.similarity - penalty
+        if sim < self.config.verify_min:
+            return
+        opaque = bool(np.asarray(cand.getchannel("A")).min() == 255)
+        rank = (0.0 if opaque else 1.0, found.explained * (1.0 - penalty))
+        fused.add(ident, sim, "region", tier=TIERS["near"], rank=rank)
+
     def _verify(
-        self, probes: list[tuple[Image.Image, float]], regions: list[Region], fused: _Fused
+        self,
+        probes: list[tuple[Image.Image, float]],
+        regions: list[Region],
+        fused: _Fused,
+        extra: Sequence[int] = (),
     ) -> None:
         """Promote candidates whose pixels hold a view of the query ("near") or appear in
-        the scene where a region was cut out ("region", ranked with the near-duplicates)."""
+        the scene where a region was cut out ("region", ranked with the near-duplicates).
+        ``extra``: more candidates to check (those of the patch path)."""
         assert self.pixels is not None
         cfg = self.config
         # for a scene, the candidates are what its regions found (the whole scene's own
@@ -186,27 +276,28 @@ class Matcher:
         wanted = ("region",) if regions else ("vector", "near")
         ranked = [m for m in fused.ranked(len(fused.best)) if m.path in wanted]
         ids = [m.id for m in ranked[: cfg.verify_top * (2 if regions else 1)]]
+        ids += [i for i in extra if i not in ids]
         images = self.pixels.canonical_images(ids)
         for ident in ids:
-            cand = images.get(ident)
-            if cand is None:
+            if ident not in images:
                 continue
             if regions:
-                views = [(cand, 0.0), (flip(cand), cfg.mirror_penalty)]
-                sim = max(
-                    scene_similarity(v, r.scene, r.box) - pen for r in regions for v, pen in views
-                )
-                if sim >= cfg.verify_min:
-                    fused.add(ident, sim, "region", tier=TIERS["near"])
+                cand = _as_pasted(images[ident])
+                for view, pen in ((cand, 0.0), (flip(cand), cfg.mirror_penalty)):
+                    for r in regions:
+                        found = scene_similarity(view, r.scene, r.box)
+                        self._add_scene_match(fused, ident, view, found, pen)
                 continue
-            sim = max((pixel_similarity(p, cand) - pen for p, pen in probes), default=0.0)
+            forms = [f for f in (images[ident].image, images[ident].kept) if f is not None]
+            sim = max(
+                (pixel_similarity(p, f) - pen for p, pen in probes for f in forms), default=0.0
+            )
             if sim >= cfg.verify_min:
                 fused.add(ident, sim, "near")
 
     def _search_regions(
-        self, img: Image.Image, fused: _Fused, pool: int, tiles: TileFilter
+        self, regions: list[Region], fused: _Fused, pool: int, tiles: TileFilter
     ) -> list[Region]:
-        regions = candidate_regions(img)
         if not regions:
             return []
         size = self.extractor.input_size
@@ -224,6 +315,37 @@ class Matcher:
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
                     fused.add(ident, 1.0, "exact")
         return regions
+
+
+def _as_pasted(canon: Canonical) -> Image.Image:
+    """The form of an indexed image that a scene would show: its opaque pixels as they were
+    (an opaque tile keeps the background ``canonicalise`` took off it)."""
+    return canon.kept if canon.kept is not None else canon.image
+
+
+def _place(
+    cand: Patches, view: Patches, size: tuple[int, int], min_agree: int
+) -> tuple[int, int, int, int] | None:
+    """Where a candidate sits in a view, from the shift its shared patches agree on: the
+    (top, bottom, left, right) box, or None when fewer than ``min_agree`` patches agree."""
+    if not len(cand) or not len(view):
+        return None
+    order = np.argsort(view.hashes, kind="stable")
+    sorted_hashes = view.hashes[order]
+    lo = np.searchsorted(sorted_hashes, cand.hashes, side="left")
+    hi = np.searchsorted(sorted_hashes, cand.hashes, side="right")
+    shifts = [
+        (int(view.ys[j]) - int(cy), int(view.xs[j]) - int(cx))
+        for a, b, cy, cx in zip(lo, hi, cand.ys, cand.xs, strict=True)
+        for j in order[a:b]
+    ]
+    if not shifts:
+        return None
+    (dy, dx), agree = Counter(shifts).most_common(1)[0]
+    if agree < min_agree:
+        return None
+    w, h = size
+    return dy, dy + h, dx, dx + w
 
 
 # --- in-memory implementations (benchmark, tests, small corpora) ------------------------------
@@ -273,12 +395,12 @@ class InMemoryVectors:
 
 
 class InMemoryPixels:
-    """``PixelSource`` over a dictionary of canonical images."""
+    """``PixelSource`` over a dictionary of canonical forms."""
 
-    def __init__(self, images: dict[int, Image.Image] | None = None) -> None:
+    def __init__(self, images: dict[int, Canonical] | None = None) -> None:
         self.images = dict(images or {})
 
-    def canonical_images(self, ids: Sequence[int]) -> dict[int, Image.Image]:
+    def canonical_images(self, ids: Sequence[int]) -> dict[int, Canonical]:
         return {i: self.images[i] for i in ids if i in self.images}
 
 
@@ -287,6 +409,7 @@ class InMemoryHashes:
 
     def __init__(self) -> None:
         self._maps: dict[str, dict[str, list[int]]] = {}
+        self._patches: dict[int, list[int]] = {}
 
     def add(self, ident: int, kind: str, value: str | None) -> None:
         if value is not None:
@@ -298,3 +421,15 @@ class InMemoryHashes:
 
     def lookup(self, kind: str, value: str) -> list[int]:
         return list(self._maps.get(kind, {}).get(value, ()))
+
+    def add_patches(self, ident: int, fingerprints: Iterable[int]) -> None:
+        for value in fingerprints:
+            self._patches.setdefault(value, []).append(ident)
+
+    def lookup_patches(self, hashes: Sequence[int]) -> list[tuple[int, int]]:
+        out = []
+        for value in hashes:
+            ids = self._patches.get(value, ())
+            if len(ids) <= COMMON:
+                out += [(value, i) for i in ids]
+        return out

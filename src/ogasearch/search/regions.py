@@ -31,6 +31,8 @@ EDGE_TOLERANCE = 8  # max channel difference still "the same colour" (mild compr
 MIN_BLOB_BLOCKS = 12  # smallest pasted art looked for, in its own pixels
 MAX_BLOB_SHARE = 0.6  # a blob covering more of the scene is the scene's own pixel art
 MAX_BLOBS = 4
+MIN_GRID_EDGES = 64  # fewer unexplained edges than this hold no more pasted art
+GRID_KEEP = 0.8  # a larger scale of the best grid's family wins if it fits this well
 SCENE_MIN_SIDE = 24  # smallest canonical side for a query to count as a scene
 SCENE_MIN_LONG_SIDE = 48
 
@@ -53,7 +55,7 @@ class Region:
 
 def candidate_regions(img: Image.Image) -> list[Region]:
     """The art pasted into a scene, largest first."""
-    return grid_blobs(np.array(to_rgba(img), dtype=np.uint8))
+    return blobs(grid_views(np.asarray(to_rgba(img))[..., :3]))
 
 
 def _edge_positions(rgb: np.ndarray, axis: int) -> np.ndarray:
@@ -69,31 +71,83 @@ def _grid_phases(edges: np.ndarray, axis: int, k: int) -> np.ndarray:
     return np.bincount(residues, weights=counts, minlength=k)
 
 
-def find_grids(rgb: np.ndarray, keep: int = 3) -> list[tuple[int, int, int]]:
+def find_grids(rgb: np.ndarray, keep: int = 4) -> list[tuple[int, int, int]]:
     """The most likely paste grids ``(k, phase_x, phase_y)``, best first, one per family.
 
     For the true scale k0 of pasted art, its edges all fall on one residue modulo k0, giving
     an excess over the mean of E(1 - 1/k0); a divisor or a multiple of k0 gets less, so the
-    excess picks the scale as well as the phase. Grids of one family (one scale divides the
-    other, phases agree) describe the same art; the next family is other art in the scene
-    (a floor of tiles at 2x under a sprite pasted at 3x)."""
+    excess picks the scale as well as the phase. Each grid found explains away the pixels of
+    its blocks of one colour, and the next grid is looked for in the edges left: a floor of
+    tiles at 2x covers most of a game screen, and a sprite pasted on it at 3x (or at 2x on
+    another phase) is found in what the floor's grid does not explain. Grids of one family
+    (one scale divides the other, phases agree) describe the same art and are not repeated."""
     ex, ey = _edge_positions(rgb, 1), _edge_positions(rgb, 0)
+    unexplained = np.ones(rgb.shape[:2], dtype=bool)
+    chosen: list[tuple[int, int, int]] = []
+    while len(chosen) < keep:
+        # edges with an unexplained pixel on either side (the outline of art counts)
+        mx = ex & (unexplained[:, :-1] | unexplained[:, 1:])
+        my = ey & (unexplained[:-1] | unexplained[1:])
+        if mx.sum() + my.sum() < MIN_GRID_EDGES:
+            break
+        grid = _best_grid(mx, my, chosen)
+        if grid is None:
+            break
+        chosen.append(grid)
+        unexplained &= ~_const_pixels(rgb, *grid)
+    return chosen
+
+
+def _best_grid(
+    ex: np.ndarray, ey: np.ndarray, chosen: list[tuple[int, int, int]]
+) -> tuple[int, int, int] | None:
+    """The grid whose phases hold the largest share of the edges, per axis rescaled so that
+    chance is 0 and a perfect grid 1 (as ``preprocess.detect_upscale`` does); of a family
+    that fits nearly as well at several scales (a 4x paste fits a 2x grid too), the largest
+    scale. Grids of families already ``chosen`` are passed over."""
+    totals = float(ex.sum()), float(ey.sum())
     scored: list[tuple[float, int, int, int]] = []
     for k in range(2, MAX_GRID + 1):
         cx, cy = _grid_phases(ex, 1, k), _grid_phases(ey, 0, k)
-        px, py = int(np.argmax(cx)), int(np.argmax(cy))
-        for qx in {px, int(np.argsort(-cx)[1])}:
-            for qy in {py, int(np.argsort(-cy)[1])}:
-                excess = (cx[qx] - cx.mean()) + (cy[qy] - cy.mean())
-                scored.append((float(excess), k, qx, qy))
-    scored.sort(reverse=True)
-    chosen: list[tuple[int, int, int]] = []
-    for _, k, px, py in scored:
-        if not any(_same_family((k, px, py), c) for c in chosen):
-            chosen.append((k, px, py))
-        if len(chosen) == keep:
-            break
-    return chosen
+        for qx in set(np.argsort(-cx)[:2].tolist()):
+            for qy in set(np.argsort(-cy)[:2].tolist()):
+                score = _on_grid(cx[qx], totals[0], k) + _on_grid(cy[qy], totals[1], k)
+                if not any(_same_family((k, qx, qy), c) for c in chosen):
+                    scored.append((score, k, qx, qy))
+    if not scored:
+        return None
+    best = max(scored)
+    if best[0] <= 0:
+        return None
+    family = [t for t in scored if t[0] >= GRID_KEEP * best[0] and _same_family(t[1:], best[1:])]
+    _, k, px, py = max(family, key=lambda t: (t[1], t[0]))
+    return k, px, py
+
+
+def _on_grid(count: float, total: float, k: int) -> float:
+    """Share of an axis' edges on one phase of k, rescaled: 0 by chance, 1 all on it."""
+    if total <= 0:
+        return 0.0
+    return (count / total - 1 / k) / (1 - 1 / k)
+
+
+def _blocks(rgb: np.ndarray, k: int, px: int, py: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block means (hb, wb, 3) and which blocks are of one colour, on grid (k, px, py)."""
+    h, w = rgb.shape[:2]
+    hb, wb = (h - py) // k, (w - px) // k
+    blocks = rgb[py : py + hb * k, px : px + wb * k].reshape(hb, k, wb, k, 3)
+    spread = blocks.max(axis=(1, 3)).astype(np.int16) - blocks.min(axis=(1, 3))
+    const = spread.max(axis=-1) <= EDGE_TOLERANCE
+    return blocks.mean(axis=(1, 3)).astype(np.float32), const
+
+
+def _const_pixels(rgb: np.ndarray, k: int, px: int, py: int) -> np.ndarray:
+    """Pixels in blocks of one colour on grid (k, px, py): what that grid explains."""
+    _, const = _blocks(rgb, k, px, py)
+    out = np.zeros(rgb.shape[:2], dtype=bool)
+    hb, wb = const.shape
+    out[py : py + hb * k, px : px + wb * k] = np.repeat(np.repeat(const, k, axis=0), k, axis=1)
+    return out
 
 
 def _same_family(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
@@ -101,21 +155,41 @@ def _same_family(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
     return kb % ka == 0 and xb % ka == xa and yb % ka == ya
 
 
-def grid_blobs(rgba: np.ndarray) -> list[Region]:
-    """Sprites pasted at an integer scale, cut out with their silhouettes (see module doc)."""
-    rgb = rgba[..., :3]
+@dataclass(frozen=True)
+class GridView:
+    """A scene reduced on one paste grid: one pixel per k x k block."""
+
+    k: int
+    means: np.ndarray  # (hb, wb, 3) float32 block means
+    const: np.ndarray  # (hb, wb) bool: blocks of one colour (what pasted art is made of)
+
+    def rgba(self) -> np.ndarray:
+        """The reduced scene as uint8 RGBA, blocks that are not of one colour transparent."""
+        out = np.empty((*self.const.shape, 4), dtype=np.uint8)
+        out[..., :3] = np.rint(self.means).astype(np.uint8)
+        out[..., 3] = np.where(self.const, 255, 0)
+        return out
+
+
+def grid_views(rgb: np.ndarray) -> list[GridView]:
+    """The scene reduced on each likely paste grid (``find_grids``), best grid first."""
     h, w = rgb.shape[:2]
     if min(h, w) < 2 * MAX_GRID:
         return []
-    found: list[tuple[int, Region]] = []
+    views = []
     for k, px, py in find_grids(rgb):
-        hb, wb = (h - py) // k, (w - px) // k
-        if hb < 2 or wb < 2:
+        if (h - py) // k < 2 or (w - px) // k < 2:
             continue
-        blocks = rgb[py : py + hb * k, px : px + wb * k].reshape(hb, k, wb, k, 3)
-        spread = blocks.max(axis=(1, 3)).astype(np.int16) - blocks.min(axis=(1, 3))
-        const = spread.max(axis=-1) <= EDGE_TOLERANCE
-        means = blocks.mean(axis=(1, 3)).astype(np.float32)
+        views.append(GridView(k, *_blocks(rgb, k, px, py)))
+    return views
+
+
+def blobs(views: list[GridView]) -> list[Region]:
+    """The art walled off from the scene in each view, largest first."""
+    found: list[tuple[int, Region]] = []
+    for view in views:
+        const, means = view.const, view.means
+        hb, wb = const.shape
         sprite_blocks = const & ~_scene_blocks(const, means)
         # parts of one sprite cut apart by a flat area the scene flood reached: join parts
         # that are within two blocks of each other

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, func, select
 
 from ogasearch.catalog.schema import (
     authors,
@@ -27,9 +27,11 @@ from ogasearch.catalog.schema import (
     page_authors,
     page_licenses,
     pages,
+    patches,
 )
 from ogasearch.catalog.stats import catalog_stats
-from ogasearch.embed.preprocess import canonical
+from ogasearch.embed.patches import COMMON
+from ogasearch.embed.preprocess import Canonical, canonicalise
 from ogasearch.embed.stage import decode_vectors
 from ogasearch.extract.images import ImageRejected
 from ogasearch.pipeline import Workspace
@@ -47,7 +49,8 @@ NEAR_COSINE = 0.97  # ... and feature vectors at least this similar
 
 
 class CatalogHashes:
-    """``HashLookup`` over the catalog: image ids by canonical or structure hash."""
+    """``HashLookup`` over the catalog: image ids by canonical or structure hash, and by
+    patch fingerprint (``patches``)."""
 
     def __init__(self, service: SearchService) -> None:
         self.service = service
@@ -62,6 +65,24 @@ class CatalogHashes:
                 .limit(200)
             )
             return [int(r) for r in rows.scalars()]
+
+    def lookup_patches(self, hashes: Sequence[int]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        with self.service.ws.engine.connect() as conn:
+            for chunk in _chunks(hashes):
+                usable = (
+                    select(patches.c.hash)
+                    .where(patches.c.hash.in_(chunk))
+                    .group_by(patches.c.hash)
+                    .having(func.count() <= COMMON)
+                )
+                rows = conn.execute(
+                    select(patches.c.hash, patches.c.image_id)
+                    .join(images, images.c.id == patches.c.image_id)
+                    .where(patches.c.hash.in_(usable), images.c.indexed.is_(True))
+                )
+                out += [(int(h), int(i)) for h, i in rows]
+        return out
 
 
 MAX_IMAGE_ID = (1 << 63) - 1  # ids are signed 64-bit in SQLite, PostgreSQL and the indexes
@@ -79,14 +100,14 @@ class CatalogPixels:
     def __init__(self, service: SearchService) -> None:
         self.service = service
 
-    def canonical_images(self, ids: Sequence[int]) -> dict[int, Image.Image]:
+    def canonical_images(self, ids: Sequence[int]) -> dict[int, Canonical]:
         with self.service.ws.engine.connect() as conn:
             rows = conn.execute(pixel_rows().where(images.c.id.in_(list(ids)))).all()
         cache = PixelCache(self.service.ws.store, self.service.settings.limits)
-        out: dict[int, Image.Image] = {}
+        out: dict[int, Canonical] = {}
         for row in rows:
             try:
-                out[int(row.id)] = canonical(cache.load(row.blob, tile_box(row)))
+                out[int(row.id)] = canonicalise(cache.load(row.blob, tile_box(row)))
             except (ImageRejected, OSError, ValueError):
                 continue  # a candidate that cannot be read is simply not verified
         return out

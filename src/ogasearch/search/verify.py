@@ -11,6 +11,8 @@ it tells apart the near-identical variants that feature vectors confuse.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
@@ -22,6 +24,9 @@ MARGIN = 2  # extra shift allowed around the candidate (bounding boxes moved by 
 MIN_COVER = 0.5  # a query covering less of the candidate than this does not verify it
 SCENE_SLACK = 6  # scene pixels searched around a cut-out's box
 SIZE_RATIO = 0.6  # a candidate smaller than this share of the cut-out is not what was cut
+PIXEL_TOLERANCE = 12.0  # mean channel difference of a pixel that still matches
+MISMATCH_WEIGHT = 10.0
+MIN_SCENE_PIXELS = 48  # art with fewer opaque pixels matches anywhere in a busy scene
 
 
 def _pixels(img: Image.Image, factor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +68,21 @@ def pixel_similarity(query: Image.Image, candidate: Image.Image) -> float:
     return (1.0 - best / 255.0) * min(1.0, cover / 0.8)
 
 
+@dataclass(frozen=True)
+class SceneMatch:
+    similarity: float  # 1 - mean|difference| / 255 over the candidate's opaque pixels
+    # scene pixels the candidate explains: its opaque pixels that match, less
+    # MISMATCH_WEIGHT for each that does not (art that a smaller candidate is part of, or a
+    # variant differing in a few pixels, explains less)
+    explained: float
+
+
+NO_SCENE_MATCH = SceneMatch(0.0, 0.0)
+
+
 def scene_similarity(
     candidate: Image.Image, scene: np.ndarray, box: tuple[int, int, int, int]
-) -> float:
+) -> SceneMatch:
     """Does ``candidate`` (canonical RGBA) appear in a reduced scene near ``box``?
 
     Template matching at scale 1: the candidate's opaque pixels are slid over the scene
@@ -74,23 +91,27 @@ def scene_similarity(
     cut-out's silhouette: the scene's own pixels around the art do not count."""
     rgba = np.asarray(candidate.convert("RGBA"))
     alpha = rgba[..., 3].astype(np.float32) / 255.0  # half-transparent edges count half
-    if alpha.sum() < 1:
-        return 0.0
+    if alpha.sum() < MIN_SCENE_PIXELS:
+        return NO_SCENE_MATCH
     colour = rgba[..., :3].astype(np.float32)
     ch, cw = alpha.shape
     y0, y1, x0, x1 = box
     # the cut-out may have lost or gained a little around the art, not most of it
     for side, cut in ((ch, y1 - y0), (cw, x1 - x0)):
         if side > cut + 2 * SCENE_SLACK or side < SIZE_RATIO * cut:
-            return 0.0
+            return NO_SCENE_MATCH
     sh, sw = scene.shape[:2]
     top, left = max(0, y0 - SCENE_SLACK), max(0, x0 - SCENE_SLACK)
     bottom = min(sh, max(y1 + SCENE_SLACK, top + ch))
     right = min(sw, max(x1 + SCENE_SLACK, left + cw))
     window = scene[top:bottom, left:right]
     if window.shape[0] < ch or window.shape[1] < cw:
-        return 0.0
+        return NO_SCENE_MATCH
     win = sliding_window_view(window, (ch, cw), axis=(0, 1))  # (ny, nx, 3, ch, cw)
     diff = np.abs(win - colour.transpose(2, 0, 1)[None, None]).mean(axis=2)
     mean = (diff * alpha).sum(axis=(2, 3)) / alpha.sum()
-    return 1.0 - float(mean.min()) / 255.0
+    y, x = np.unravel_index(int(np.argmin(mean)), mean.shape)
+    same = diff[y, x] <= PIXEL_TOLERANCE
+    solid = alpha == 1.0  # a half-transparent pixel shows the scene through: not evidence
+    explained = (solid & same).sum() - MISMATCH_WEIGHT * (solid & ~same).sum()
+    return SceneMatch(1.0 - float(mean[y, x]) / 255.0, float(explained))
