@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import create_engine, text
@@ -87,6 +88,38 @@ def test_searching_with_any_indexed_image_returns_it_first(indexed: Indexed) -> 
         first = indexed.service.by_image(_png(indexed.service, image_id), k=5).results[0]
         if image_id not in first.group_ids:  # itself, or grouped with its copies
             misses.append(image_id)
+    assert misses == []
+
+
+def test_sprites_in_a_screenshot_and_crops_are_found_through_their_patches(
+    indexed: Indexed,
+) -> None:
+    """The patch path through the catalog: fingerprints written by the embed stage, looked up
+    by ``CatalogHashes``, candidates' pixels read back from the store. (Sprites with enough
+    opaque pixels: a mostly half-transparent one shows its backdrop through, see
+    docs/benchmarks.md.)"""
+    rows = indexed.rows(
+        "SELECT i.id FROM images i JOIN patches p ON p.image_id = i.id "
+        "WHERE i.parent_id IS NULL AND i.width <= 128 AND i.height <= 128 "
+        "GROUP BY i.id HAVING COUNT(*) >= 24 ORDER BY i.id"
+    )
+    assert len(rows) >= 5
+    rng = np.random.default_rng(1)
+    misses = []
+    for n, (image_id,) in enumerate(rows[:: max(1, len(rows) // 6)][:6]):
+        sprite = _png(indexed.service, image_id).convert("RGBA")
+        # a pixel-art backdrop at 3x, the sprite pasted on it at 2x
+        noise = rng.integers(0, 256, (110, 110, 3), dtype=np.uint8).repeat(3, 0).repeat(3, 1)
+        scene = Image.fromarray(noise).convert("RGBA").crop((1, 2, 321, 322))
+        big = sprite.resize((sprite.width * 2, sprite.height * 2), Image.Resampling.NEAREST)
+        scene.alpha_composite(big, (20 + 7 * n, 30 + 5 * n))
+        w, h = sprite.size
+        crop = sprite.crop((w // 10, h // 10, w, h))
+        crop = crop.resize((crop.width * 2, crop.height * 2), Image.Resampling.NEAREST)
+        for query in (scene.convert("RGB"), crop):
+            first = indexed.service.by_image(query, k=5).results[0]
+            if image_id not in first.group_ids:
+                misses.append(image_id)
     assert misses == []
 
 

@@ -111,6 +111,7 @@ class MatchConfig:
     pool: int = 50  # neighbours fetched per query vector (>= k)
     verify_top: int = 30  # candidates checked pixel by pixel (0: no verification)
     verify_min: float = 0.9  # pixel similarity that makes a candidate a near-duplicate
+    verify_per_view: int = 8  # and the best of each view's own neighbours
     patches: bool = True  # patch fingerprint path (needs ``hashes`` and ``pixels``)
     patch_top: int = 20  # candidates with the most shared patches verified per view
     patch_min: int = 2  # fewest shared patches that make a candidate
@@ -204,8 +205,14 @@ class Matcher:
             use_patches = cfg.patches and self.hashes is not None
             if scene and use_patches:
                 self._scene_patches(views, fused)
-            extra = [] if scene or not use_patches else self._probe_patches(probes)
-            self._verify(probes, regions, fused, extra)
+            extra: list[int] = []
+            if not scene:
+                # each view's own best neighbours are checked too: the fused ranking may push
+                # a view's answer down (a JPEG's kept background finds other textures first)
+                extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]
+                if use_patches:
+                    extra += self._probe_patches(probes)
+            self._verify(probes, regions, fused, list(dict.fromkeys(extra)))
         return fused.ranked(k)
 
     def _patch_candidates(self, found: Patches) -> list[int]:

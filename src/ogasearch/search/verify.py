@@ -27,6 +27,7 @@ SIZE_RATIO = 0.6  # a candidate smaller than this share of the cut-out is not wh
 PIXEL_TOLERANCE = 12.0  # mean channel difference of a pixel that still matches
 MISMATCH_WEIGHT = 10.0
 MIN_SCENE_PIXELS = 48  # art with fewer opaque pixels matches anywhere in a busy scene
+SHIFT_SAMPLE = 256  # candidate pixels compared at every shift (then all at the best one)
 
 
 def _pixels(img: Image.Image, factor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,11 +108,19 @@ def scene_similarity(
     window = scene[top:bottom, left:right]
     if window.shape[0] < ch or window.shape[1] < cw:
         return NO_SCENE_MATCH
-    win = sliding_window_view(window, (ch, cw), axis=(0, 1))  # (ny, nx, 3, ch, cw)
-    diff = np.abs(win - colour.transpose(2, 0, 1)[None, None]).mean(axis=2)
-    mean = (diff * alpha).sum(axis=(2, 3)) / alpha.sum()
-    y, x = np.unravel_index(int(np.argmin(mean)), mean.shape)
-    same = diff[y, x] <= PIXEL_TOLERANCE
+    # the best shift, found on a sample of the candidate's pixels (cheap for large art), then
+    # the full comparison there
+    ys, xs = np.nonzero(alpha > 0)
+    if ys.size > SHIFT_SAMPLE:
+        pick = np.linspace(0, ys.size - 1, SHIFT_SAMPLE).astype(np.intp)
+        ys, xs = ys[pick], xs[pick]
+    ny, nx = window.shape[0] - ch + 1, window.shape[1] - cw + 1
+    shifted = window[np.arange(ny)[:, None, None] + ys, np.arange(nx)[None, :, None] + xs]
+    sample = np.abs(shifted - colour[ys, xs]).mean(axis=-1)  # (ny, nx, points)
+    y, x = np.unravel_index(int(np.argmin(sample @ alpha[ys, xs])), (ny, nx))
+    diff = np.abs(window[y : y + ch, x : x + cw] - colour).mean(axis=-1)
+    mean = float((diff * alpha).sum() / alpha.sum())
+    same = diff <= PIXEL_TOLERANCE
     solid = alpha == 1.0  # a half-transparent pixel shows the scene through: not evidence
     explained = (solid & same).sum() - MISMATCH_WEIGHT * (solid & ~same).sum()
-    return SceneMatch(1.0 - float(mean[y, x]) / 255.0, float(explained))
+    return SceneMatch(1.0 - mean / 255.0, float(explained))
