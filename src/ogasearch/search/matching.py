@@ -114,6 +114,7 @@ class MatchConfig:
     verify_per_view: int = 8  # and the best of each view's own neighbours
     patches: bool = True  # patch fingerprint path (needs ``hashes`` and ``pixels``)
     patch_top: int = 20  # candidates with the most shared patches verified per view
+    scene_patch_top: int = 60  # per view of a scene (a floor of indexed tiles outvotes a sprite)
     patch_min: int = 2  # fewest shared patches that make a candidate
     # a scene match of fully opaque art (a floor or wall tile) ranks after art with its own
     # silhouette (a sprite): in a screenshot the background is rarely what is looked for
@@ -215,7 +216,7 @@ class Matcher:
             self._verify(probes, regions, fused, list(dict.fromkeys(extra)))
         return fused.ranked(k)
 
-    def _patch_candidates(self, found: Patches) -> list[int]:
+    def _patch_candidates(self, found: Patches, top: int | None = None) -> list[int]:
         """Indexed images sharing the most patch fingerprints with a picture, best first."""
         assert self.hashes is not None
         if not len(found):
@@ -223,7 +224,7 @@ class Matcher:
         pairs = self.hashes.lookup_patches([int(h) for h in np.unique(found.hashes)])
         votes = Counter(ident for _, ident in pairs)
         cfg = self.config
-        return [i for i, n in votes.most_common(cfg.patch_top) if n >= cfg.patch_min]
+        return [i for i, n in votes.most_common(top or cfg.patch_top) if n >= cfg.patch_min]
 
     def _probe_patches(self, probes: list[tuple[Image.Image, float]]) -> list[int]:
         """Candidates sharing patches with a view of the query (crops, cut tiles, copies
@@ -240,7 +241,7 @@ class Matcher:
         assert self.pixels is not None
         cfg = self.config
         found = [patches(view.rgba()) for view in views]
-        wanted = [self._patch_candidates(f) for f in found]
+        wanted = [self._patch_candidates(f, cfg.scene_patch_top) for f in found]
         images = self.pixels.canonical_images(sorted({i for ids in wanted for i in ids}))
         for view, view_patches, ids in zip(views, found, wanted, strict=True):
             for ident in ids:

@@ -32,7 +32,7 @@ MIN_BLOB_BLOCKS = 12  # smallest pasted art looked for, in its own pixels
 MAX_BLOB_SHARE = 0.6  # a blob covering more of the scene is the scene's own pixel art
 MAX_BLOBS = 4
 MIN_GRID_EDGES = 64  # fewer unexplained edges than this hold no more pasted art
-GRID_KEEP = 0.8  # a larger scale of the best grid's family wins if it fits this well
+GRID_KEEP = 0.9  # a larger scale of the best grid's family wins if it fits this well
 SCENE_MIN_SIDE = 24  # smallest canonical side for a query to count as a scene
 SCENE_MIN_LONG_SIDE = 48
 
