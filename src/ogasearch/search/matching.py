@@ -111,7 +111,7 @@ class MatchConfig:
     pool: int = 50  # neighbours fetched per query vector (>= k)
     verify_top: int = 30  # candidates checked pixel by pixel (0: no verification)
     verify_min: float = 0.9  # pixel similarity that makes a candidate a near-duplicate
-    verify_per_view: int = 8  # and the best of each view's own neighbours
+    verify_per_view: int = 16  # and the best of each view's own neighbours
     patches: bool = True  # patch fingerprint path (needs ``hashes`` and ``pixels``)
     patch_top: int = 20  # candidates with the most shared patches verified per view
     scene_patch_top: int = 60  # per view of a scene (a floor of indexed tiles outvotes a sprite)
@@ -206,13 +206,11 @@ class Matcher:
             use_patches = cfg.patches and self.hashes is not None
             if scene and use_patches:
                 self._scene_patches(views, fused)
-            extra: list[int] = []
-            if not scene:
-                # each view's own best neighbours are checked too: the fused ranking may push
-                # a view's answer down (a JPEG's kept background finds other textures first)
-                extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]
-                if use_patches:
-                    extra += self._probe_patches(probes)
+            # each view's own best neighbours are checked too: the fused ranking may push a
+            # view's answer down (a JPEG's kept background finds other textures first)
+            extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]
+            if use_patches and not scene:
+                extra += self._probe_patches(probes)
             self._verify(probes, regions, fused, list(dict.fromkeys(extra)))
         return fused.ranked(k)
 
@@ -279,22 +277,24 @@ class Matcher:
         ``extra``: more candidates to check (those of the patch path)."""
         assert self.pixels is not None
         cfg = self.config
-        # for a scene, the candidates are what its regions found (the whole scene's own
-        # neighbours are noise); otherwise the best candidates of every path but "exact"
-        wanted = ("region",) if regions else ("vector", "near")
-        ranked = [m for m in fused.ranked(len(fused.best)) if m.path in wanted]
-        ids = [m.id for m in ranked[: cfg.verify_top * (2 if regions else 1)]]
-        ids += [i for i in extra if i not in ids]
-        images = self.pixels.canonical_images(ids)
-        for ident in ids:
+        # candidates found in a scene are checked in the scene; the best candidates of every
+        # other path but "exact" are checked against the query's views (a picture taken for a
+        # scene may still be a copy: a JPEG of an opaque tile)
+        ranked = fused.ranked(len(fused.best))
+        in_scene = [m.id for m in ranked if m.path == "region"][: 2 * cfg.verify_top]
+        copies = [m.id for m in ranked if m.path in ("vector", "near")][: cfg.verify_top]
+        copies += [i for i in extra if i not in copies]
+        images = self.pixels.canonical_images(list(dict.fromkeys(in_scene + copies)))
+        for ident in in_scene if regions else ():
             if ident not in images:
                 continue
-            if regions:
-                cand = _as_pasted(images[ident])
-                for view, pen in ((cand, 0.0), (flip(cand), cfg.mirror_penalty)):
-                    for r in regions:
-                        found = scene_similarity(view, r.scene, r.box)
-                        self._add_scene_match(fused, ident, view, found, pen)
+            cand = _as_pasted(images[ident])
+            for view, pen in ((cand, 0.0), (flip(cand), cfg.mirror_penalty)):
+                for r in regions:
+                    found = scene_similarity(view, r.scene, r.box)
+                    self._add_scene_match(fused, ident, view, found, pen)
+        for ident in copies:
+            if ident not in images:
                 continue
             forms = [f for f in (images[ident].image, images[ident].kept) if f is not None]
             sim = max(
