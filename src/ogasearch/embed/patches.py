@@ -2,9 +2,9 @@
 
 Pixel art survives being cropped, cut from a sheet or pasted into a screenshot with its pixels
 intact: once the upscale is undone (``preprocess.canonicalise`` for an image, the paste grid
-for a scene), every 4 x 4 patch of the art is still there, byte for byte, around it. A patch
-is hashed from its 16 RGB values (64-bit, position-free), so the same patch hashes alike in
-the indexed image and in the query wherever it sits.
+for a scene), every ``PATCH`` x ``PATCH`` patch (3 x 3) of the art is still there, byte for
+byte, around it. A patch is hashed from its RGB values (64-bit, position-free), so the same
+patch hashes alike in the indexed image and in the query wherever it sits.
 
 Only informative patches count: fully opaque (no background in them) and of at least
 ``MIN_COLOURS`` colours (flat fills and two-colour edges recur in all art). Of those, a

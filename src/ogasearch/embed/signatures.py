@@ -8,7 +8,7 @@ so that a query that is an upscale, a flattening or a recolouring of an indexed 
   ``images.canonical_sha256`` holds.
 * ``structure_sha256`` (``preprocess.structure_hash``): the colour-index pattern, equal under
   any one-to-one recolouring (hue shifts, palette swaps); None for images of < 3 colours.
-* ``patches`` (``patches.fingerprints``): hashes of a sample of its 4 x 4 patches, which a
+* ``patches`` (``patches.fingerprints``): hashes of a sample of its small pixel patches, which a
   crop, a cut tile or a screenshot holding the image still holds.
 """
 

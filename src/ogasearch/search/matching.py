@@ -6,9 +6,10 @@ benchmark, tests) and on the product's catalog + vector index:
 * ``VectorSearch``: ``search(queries (n, d), k, tiles=None) -> [[(id, cosine), ...], ...]``,
   exactly ``ogasearch.index.VectorIndex.search``;
 * ``HashLookup``: ``lookup(kind, value) -> [ids]`` for ``kind`` "canonical"
-  (``images.canonical_sha256``) and "structure" (``images.structure_sha256``);
-* ``PixelSource`` (optional): ``canonical_images(ids) -> {id: canonical RGBA}`` for pixel
-  verification; without it the verification step is skipped.
+  (``images.canonical_sha256``) and "structure" (``images.structure_sha256``), and
+  ``lookup_patches(hashes) -> [(hash, id)]`` (the ``patches`` table);
+* ``PixelSource`` (optional): ``canonical_images(ids) -> {id: Canonical}`` for pixel
+  verification; without it the verification and patch steps are skipped.
 
 Paths, strongest first (a result keeps the strongest path that found it). The query is
 canonicalised once (``embed.preprocess.canonicalise``) and searched as several views: as given,
@@ -19,11 +20,15 @@ mirrored, and, when a flat background was removed, with that background kept.
 2. ``near``: a view's colour-index pattern equals an indexed image's (a recolouring: hue shift,
    palette swap), or pixel verification (``verify.pixel_similarity`` >= ``verify_min``) finds
    the view inside a candidate's canonical pixels (JPEG copies, crops, changed backgrounds).
+   Candidates are the best of the other paths, the best neighbours of each view, and the
+   images sharing the most patch fingerprints (``embed.patches``) with a view.
 3. ``vector``: cosine similarity of the views' feature vectors.
 4. ``region``: for scene-like queries (an opaque picture whose best whole-image score is below
-   ``region_below``), art cut out on its own pixel grid (``regions.candidate_regions``) is
-   embedded and searched; candidates found that way are then looked for pixel by pixel in the
-   scene (``verify.scene_similarity``), and those found rank with the near-duplicates.
+   ``region_below``), the scene is reduced on each paste grid (``regions.grid_views``); images
+   sharing patches with a reduced view are placed where their patches agree and looked for
+   pixel by pixel there (``verify.scene_similarity``), and art cut out on a grid
+   (``regions.blobs``) is embedded, searched and looked for likewise. Art found this way
+   ranks with the near-duplicates.
 
 Ranking is by tier (exact; same colour pattern; pixel-verified near-duplicates and regions;
 then vector and region) and, within a tier, by score: the best cosine or pixel similarity
@@ -200,7 +205,8 @@ class Matcher:
         if scene:
             rgb = np.asarray(to_rgba(img))[..., :3]
             views = grid_views(rgb)
-            regions = self._search_regions(blobs(views), fused, max(k, cfg.pool), tiles)
+            regions = blobs(views)
+            self._search_regions(regions, fused, max(k, cfg.pool), tiles)
             views.append(GridView(1, rgb.astype(np.float32), np.ones(rgb.shape[:2], bool)))
         if self.pixels is not None and cfg.verify_top > 0:
             use_patches = cfg.patches and self.hashes is not None
@@ -241,12 +247,14 @@ class Matcher:
         found = [patches(view.rgba()) for view in views]
         wanted = [self._patch_candidates(f, cfg.scene_patch_top) for f in found]
         images = self.pixels.canonical_images(sorted({i for ids in wanted for i in ids}))
+        pasted = {i: _as_pasted(c) for i, c in images.items()}
+        own = {i: image_patches(cand) for i, cand in pasted.items()}
         for view, view_patches, ids in zip(views, found, wanted, strict=True):
             for ident in ids:
-                if ident not in images:
+                if ident not in pasted:
                     continue
-                cand = _as_pasted(images[ident])
-                box = _place(image_patches(cand), view_patches, cand.size, cfg.patch_min)
+                cand = pasted[ident]
+                box = _place(own[ident], view_patches, cand.size, cfg.patch_min)
                 if box is None:
                     continue
                 self._add_scene_match(fused, ident, cand, scene_similarity(cand, view.means, box))
@@ -274,7 +282,8 @@ class Matcher:
     ) -> None:
         """Promote candidates whose pixels hold a view of the query ("near") or appear in
         the scene where a region was cut out ("region", ranked with the near-duplicates).
-        ``extra``: more candidates to check (those of the patch path)."""
+        ``extra``: more candidates to check against the views (each view's own best
+        neighbours, patch candidates)."""
         assert self.pixels is not None
         cfg = self.config
         # candidates found in a scene are checked in the scene; the best candidates of every
@@ -305,9 +314,10 @@ class Matcher:
 
     def _search_regions(
         self, regions: list[Region], fused: _Fused, pool: int, tiles: TileFilter
-    ) -> list[Region]:
+    ) -> None:
+        """Embed and search the art cut out of a scene (and look its pixels up)."""
         if not regions:
-            return []
+            return
         size = self.extractor.input_size
         views: list[Image.Image] = []
         for region in regions:
@@ -322,7 +332,6 @@ class Matcher:
             for view in views:
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
                     fused.add(ident, 1.0, "exact")
-        return regions
 
 
 def _as_pasted(canon: Canonical) -> Image.Image:

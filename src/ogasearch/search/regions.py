@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from ogasearch.embed.preprocess import Canonical, canonical, to_rgba
+from ogasearch.embed.preprocess import Canonical, canonical
 
 MAX_GRID = 8  # largest paste scale looked for
 EDGE_TOLERANCE = 8  # max channel difference still "the same colour" (mild compression)
@@ -33,6 +33,7 @@ MAX_BLOB_SHARE = 0.6  # a blob covering more of the scene is the scene's own pix
 MAX_BLOBS = 4
 MIN_GRID_EDGES = 64  # fewer unexplained edges than this hold no more pasted art
 GRID_KEEP = 0.9  # a larger scale of the best grid's family wins if it fits this well
+GRIDS_KEPT = 4  # paste grids (families) looked for in a scene
 SCENE_MIN_SIDE = 24  # smallest canonical side for a query to count as a scene
 SCENE_MIN_LONG_SIDE = 48
 
@@ -53,11 +54,6 @@ class Region:
     box: tuple[int, int, int, int]
 
 
-def candidate_regions(img: Image.Image) -> list[Region]:
-    """The art pasted into a scene, largest first."""
-    return blobs(grid_views(np.asarray(to_rgba(img))[..., :3]))
-
-
 def _edge_positions(rgb: np.ndarray, axis: int) -> np.ndarray:
     """Boolean map of colour changes between a pixel and the next one along ``axis``."""
     d = np.abs(np.diff(rgb.astype(np.int16), axis=axis)).max(axis=-1)
@@ -71,7 +67,7 @@ def _grid_phases(edges: np.ndarray, axis: int, k: int) -> np.ndarray:
     return np.bincount(residues, weights=counts, minlength=k)
 
 
-def find_grids(rgb: np.ndarray, keep: int = 4) -> list[tuple[int, int, int]]:
+def find_grids(rgb: np.ndarray, keep: int = GRIDS_KEPT) -> list[tuple[int, int, int]]:
     """The most likely paste grids ``(k, phase_x, phase_y)``, best first, one per family.
 
     For the true scale k0 of pasted art, its edges all fall on one residue modulo k0, giving
@@ -81,20 +77,28 @@ def find_grids(rgb: np.ndarray, keep: int = 4) -> list[tuple[int, int, int]]:
     tiles at 2x covers most of a game screen, and a sprite pasted on it at 3x (or at 2x on
     another phase) is found in what the floor's grid does not explain. Grids of one family
     (one scale divides the other, phases agree) describe the same art and are not repeated."""
+    return [grid for grid, _, _ in _explained_grids(rgb, keep)]
+
+
+def _explained_grids(
+    rgb: np.ndarray, keep: int
+) -> list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]:
+    """``find_grids`` with each grid's block means and blocks of one colour (``_blocks``)."""
     ex, ey = _edge_positions(rgb, 1), _edge_positions(rgb, 0)
     unexplained = np.ones(rgb.shape[:2], dtype=bool)
-    chosen: list[tuple[int, int, int]] = []
+    chosen: list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]] = []
     while len(chosen) < keep:
         # edges with an unexplained pixel on either side (the outline of art counts)
         mx = ex & (unexplained[:, :-1] | unexplained[:, 1:])
         my = ey & (unexplained[:-1] | unexplained[1:])
         if mx.sum() + my.sum() < MIN_GRID_EDGES:
             break
-        grid = _best_grid(mx, my, chosen)
+        grid = _best_grid(mx, my, [g for g, _, _ in chosen])
         if grid is None:
             break
-        chosen.append(grid)
-        unexplained &= ~_const_pixels(rgb, *grid)
+        means, const = _blocks(rgb, *grid)
+        chosen.append((grid, means, const))
+        unexplained &= ~_const_pixels(rgb.shape[:2], grid, const)
     return chosen
 
 
@@ -141,10 +145,12 @@ def _blocks(rgb: np.ndarray, k: int, px: int, py: int) -> tuple[np.ndarray, np.n
     return blocks.mean(axis=(1, 3)).astype(np.float32), const
 
 
-def _const_pixels(rgb: np.ndarray, k: int, px: int, py: int) -> np.ndarray:
-    """Pixels in blocks of one colour on grid (k, px, py): what that grid explains."""
-    _, const = _blocks(rgb, k, px, py)
-    out = np.zeros(rgb.shape[:2], dtype=bool)
+def _const_pixels(
+    shape: tuple[int, ...], grid: tuple[int, int, int], const: np.ndarray
+) -> np.ndarray:
+    """Pixels in blocks of one colour (``const``) on ``grid``: what that grid explains."""
+    k, px, py = grid
+    out = np.zeros(shape[:2], dtype=bool)
     hb, wb = const.shape
     out[py : py + hb * k, px : px + wb * k] = np.repeat(np.repeat(const, k, axis=0), k, axis=1)
     return out
@@ -173,15 +179,13 @@ class GridView:
 
 def grid_views(rgb: np.ndarray) -> list[GridView]:
     """The scene reduced on each likely paste grid (``find_grids``), best grid first."""
-    h, w = rgb.shape[:2]
-    if min(h, w) < 2 * MAX_GRID:
+    if min(rgb.shape[:2]) < 2 * MAX_GRID:
         return []
-    views = []
-    for k, px, py in find_grids(rgb):
-        if (h - py) // k < 2 or (w - px) // k < 2:
-            continue
-        views.append(GridView(k, *_blocks(rgb, k, px, py)))
-    return views
+    return [
+        GridView(grid[0], means, const)
+        for grid, means, const in _explained_grids(rgb, GRIDS_KEPT)
+        if min(const.shape) >= 2
+    ]
 
 
 def blobs(views: list[GridView]) -> list[Region]:
