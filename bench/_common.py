@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import platform
 import re
@@ -180,6 +181,25 @@ def ingest_local_site(data: Path, pages: int | None, source: Path = SCALE_SOURCE
         proc = subprocess.run(command, env=clean_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"ogasearch update failed:\n{proc.stderr[-4000:]}")
+
+
+def upscaled_pngs(base_url: str, image_ids: Iterable[int], timeout: float = 120) -> list[bytes]:
+    """Indexed images fetched from a server and upscaled 2x (nearest), as PNG bytes: a
+    typical "found this sprite somewhere" query."""
+    import httpx
+    from PIL import Image
+
+    uploads = []
+    with httpx.Client(base_url=base_url, timeout=timeout) as client:
+        for image_id in image_ids:
+            response = client.get(f"/images/{image_id}.png")
+            response.raise_for_status()
+            with Image.open(io.BytesIO(response.content)) as im:
+                big = im.resize((im.width * 2, im.height * 2), Image.Resampling.NEAREST)
+                out = io.BytesIO()
+                big.save(out, "PNG")
+                uploads.append(out.getvalue())
+    return uploads
 
 
 def free_port() -> int:

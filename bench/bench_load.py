@@ -22,14 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import io
-import os
-import platform
 import random
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import threading
@@ -40,9 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from PIL import Image
 from sqlalchemy import create_engine, select
 
+from _common import free_port, load_average, machine, percentile, rss_mb, upscaled_pngs
 from ogasearch.catalog.schema import images, pages
 from ogasearch.settings import load_settings
 
@@ -70,15 +65,9 @@ class Tally:
         self.statuses[status] += 1
 
 
-def rss_mb(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
-    return int(match.group(1)) / 1024 if match else None
+def server_rss_mb(pid: int | None) -> float | None:
+    """The server's resident memory (None when its pid is not known)."""
+    return rss_mb(pid) if pid is not None else None
 
 
 def sample_rss(
@@ -87,7 +76,7 @@ def sample_rss(
     """Append (seconds since start, RSS MB) of ``pid`` every ``interval`` s until ``stop``."""
     started = time.monotonic()
     while True:
-        value = rss_mb(pid)
+        value = server_rss_mb(pid)
         if value is not None:
             samples.append((time.monotonic() - started, value))
         if stop.wait(interval):
@@ -120,25 +109,9 @@ def rss_trend(samples: list[tuple[float, float]]) -> dict[str, float]:
     }
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kb = int(re.findall(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[0])
-        memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, IndexError):
-        pass
-    load = ""
-    with contextlib.suppress(OSError):
-        load = ", load average " + Path("/proc/loadavg").read_text().split()[0] + " at start"
-    return f"{cpu}, {os.cpu_count()} CPUs{memory}, Python {platform.python_version()}{load}"
+def host_at_start() -> str:
+    """The machine, and its 1-minute load average before the load (how busy it was)."""
+    return f"{machine()}, load average {load_average().split(' / ')[0]} at start"
 
 
 def sample_workload(data: Path, base_url: str, count: int, seed: int) -> Workload:
@@ -159,16 +132,7 @@ def sample_workload(data: Path, base_url: str, count: int, seed: int) -> Workloa
         raise SystemExit(f"{data}: no indexed images; run `ogasearch update` first")
     rng = random.Random(seed)
     chosen = rng.sample(whole or every, min(count, len(whole or every)))
-    uploads = []
-    with httpx.Client(base_url=base_url, timeout=60) as client:
-        for image_id in chosen:
-            response = client.get(f"/images/{image_id}.png")
-            response.raise_for_status()
-            with Image.open(io.BytesIO(response.content)) as im:
-                big = im.resize((im.width * 2, im.height * 2), Image.Resampling.NEAREST)
-                out = io.BytesIO()
-                big.save(out, "PNG")
-                uploads.append(out.getvalue())
+    uploads = upscaled_pngs(base_url, chosen, timeout=60)
     words = sorted({w for t in titles for w in re.findall(r"[A-Za-z]{3,}", t)}) or ["art"]
     return Workload(uploads=uploads, words=words, image_ids=every)
 
@@ -217,20 +181,6 @@ async def run_load(
             )
         )
         return tally, time.monotonic() - started
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -340,7 +290,7 @@ def main() -> None:
     if args.clients < 1 or args.clients > 200 or args.duration <= 0 or args.duration > 600:
         parser.error("keep it bounded: 1-200 clients, at most 600 s")
 
-    host = machine()  # before the load: the load average says how busy the machine was
+    host = host_at_start()  # before the load: the load average says how busy the machine was
     process = None
     samples: list[tuple[float, float]] = []
     base_url, pid = args.url, args.server_pid
@@ -354,7 +304,7 @@ def main() -> None:
         stats = httpx.get(f"{base_url}/api/stats", timeout=30).json()
         # One of each first: models load and caches fill before the clock starts.
         asyncio.run(run_load(base_url, work, 1, 2.0, "mixed", args.k, args.seed))
-        before = rss_mb(pid)
+        before = server_rss_mb(pid)
         stop = threading.Event()
         sampler = threading.Thread(
             target=sample_rss, args=(pid, args.rss_every, samples, stop), daemon=True
@@ -367,7 +317,7 @@ def main() -> None:
         finally:
             stop.set()
             sampler.join(10)
-        after = rss_mb(pid)
+        after = server_rss_mb(pid)
     finally:
         if process is not None:
             process.terminate()

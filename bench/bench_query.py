@@ -25,7 +25,6 @@ its memory and the index's size on disk, and the target at 1M vectors (p50 <= 30
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import shutil
 import tempfile
@@ -35,7 +34,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from PIL import Image
 from sqlalchemy import create_engine, select
 
 from _common import (
@@ -46,6 +44,7 @@ from _common import (
     ingest_local_site,
     own_settings,
     percentile,
+    upscaled_pngs,
 )
 from ogasearch.catalog.schema import embeddings, images
 from ogasearch.embed.stage import decode_vectors
@@ -138,17 +137,7 @@ def query_material(data: Path, server: str, count: int, seed: int) -> tuple[list
         engine.dispose()
     rng = random.Random(seed)
     chosen = rng.sample(ids, min(count, len(ids)))
-    uploads = []
-    with httpx.Client(base_url=server, timeout=120) as client:
-        for image_id in chosen:
-            response = client.get(f"/images/{image_id}.png")
-            response.raise_for_status()
-            with Image.open(io.BytesIO(response.content)) as im:
-                big = im.resize((im.width * 2, im.height * 2), Image.Resampling.NEAREST)
-                out = io.BytesIO()
-                big.save(out, "PNG")
-                uploads.append(out.getvalue())
-    return uploads, chosen
+    return upscaled_pngs(server, chosen), chosen
 
 
 def measure(
