@@ -23,7 +23,7 @@ from ogasearch.localsite.sample_site import sprite_bytes
 from ogasearch.settings import Settings
 from ogasearch.web.app import create_app
 from ogasearch.web.server import running_server
-from support.search_data import XSS_TITLE, SearchData, search_data
+from support.search_data import XSS_TITLE, SearchData, app_client, search_data
 
 ALIEN = "alien/alienBlue_front.png"
 ALIEN_PAGE = "alien-blue-player-character"
@@ -59,11 +59,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
 
 
 def _client(settings: Settings) -> Iterator[httpx.Client]:
-    with (
-        running_server(create_app(settings)) as url,
-        httpx.Client(base_url=url, timeout=120) as client,
-    ):
-        yield client
+    yield from app_client(settings, timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ from ogasearch.localsite.sample_site import sprite_bytes
 from ogasearch.settings import Settings
 from ogasearch.web.app import create_app
 from ogasearch.web.server import running_server
-from support.search_data import SearchData, probe_sprite, search_data
+from support.search_data import SearchData, app_client, probe_sprite, search_data
 
 ALIEN = "alien/alienBlue_front.png"
 
@@ -52,11 +52,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
 
 
 def serve(settings: Settings) -> Iterator[httpx.Client]:
-    with (
-        running_server(create_app(settings)) as url,
-        httpx.Client(base_url=url, timeout=60) as client,
-    ):
-        yield client
+    yield from app_client(settings, timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,19 @@ from __future__ import annotations
 import atexit
 import io
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image, ImageDraw
 
 from ogasearch.localsite.build import build_site
 from ogasearch.localsite.server import RunningSite, start_site
 from ogasearch.settings import Settings
+from ogasearch.web.app import create_app
+from ogasearch.web.server import running_server
 
 XSS_TITLE = '<script>window.__xss = "title"</script><img src=x onerror="window.__xss=\'img\'">'
 XSS_FILE = "xss_probe.png"
@@ -53,6 +57,15 @@ def probe_sprite() -> bytes:
 
 _lock = threading.Lock()
 _built: list[SearchData] = []
+
+
+def app_client(settings: Settings, timeout: float) -> Iterator[httpx.Client]:
+    """The web app on ``settings``, served on a loopback port, and a client for it."""
+    with (
+        running_server(create_app(settings)) as url,
+        httpx.Client(base_url=url, timeout=timeout) as client,
+    ):
+        yield client
 
 
 def search_data(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
