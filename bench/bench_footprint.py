@@ -100,7 +100,7 @@ def main() -> None:
         )
         index_bytes = 0
         if settings.vectors is None:  # the embedded index: measure its folder
-            from ogasearch.pipeline import Workspace
+            from ogasearch.workspace import Workspace
 
             with Workspace(settings) as ws:
                 index_bytes = folder_bytes(Path(ws.index.folder))

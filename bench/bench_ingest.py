@@ -162,13 +162,15 @@ def stage_count(stage: str, stats: dict[str, dict]) -> int:
 
 def prepare_data(data: Path, export_model: bool) -> None:
     """An empty data folder; with the exported model copied in unless ``export_model``."""
-    from ogasearch.embed.stage import open_extractor
+    from ogasearch.embed.extractors import get_extractor
     from ogasearch.settings import load_settings
 
     data.mkdir(parents=True, exist_ok=True)
     if export_model:
         return
-    extractor = open_extractor(load_settings())  # exports into the default data folder once
+    settings = load_settings()
+    # exports into the default data folder once
+    extractor = get_extractor(settings.extractor, settings.models_dir)
     model_path = Path(extractor.model_path)  # type: ignore[attr-defined]
     (data / "models").mkdir(exist_ok=True)
     shutil.copy2(model_path, data / "models" / model_path.name)

@@ -47,7 +47,7 @@ from _common import (
     upscaled_pngs,
 )
 from ogasearch.catalog.schema import embeddings, images
-from ogasearch.embed.stage import decode_vectors
+from ogasearch.catalog.vectors import decode_vectors
 
 SYNTHETIC_BASE = 1 << 40  # synthetic ids start here, far above any catalog id
 TARGET_P50_MS = 30.0
@@ -91,7 +91,7 @@ def real_vectors(data: Path) -> tuple[np.ndarray, np.ndarray, str, int]:
 def fill(data: Path, size: int, seed: int) -> tuple[float, Path]:
     """Top the folder's embedded index up with synthetic vectors to ``size`` in all; the
     seconds taken and the index's folder."""
-    from ogasearch.pipeline import Workspace
+    from ogasearch.workspace import Workspace
 
     real, tiles, model, dim = real_vectors(data)
     started = time.perf_counter()

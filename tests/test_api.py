@@ -491,7 +491,8 @@ def test_image_png_unknown_is_404(api: httpx.Client) -> None:
 def test_serves_while_update_runs(data: SearchData, tmp_path: Path) -> None:
     """A copy of the data folder is served while ``update`` adds a new page to it: every
     request meanwhile is answered, and the new page's image is found once the update ends."""
-    from ogasearch.pipeline import Workspace, update
+    from ogasearch.pipeline import update
+    from ogasearch.workspace import Workspace
 
     folder = tmp_path / "data"
     shutil.copytree(data.settings.data, folder)

@@ -250,7 +250,8 @@ RAW = ["<script>window.__xss", "<img src=x", "<svg onload", "<script>alert"]
 @pytest.fixture(scope="module")
 def hostile(data: SearchData, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A data folder built by the real pipeline from a site whose one page is all XSS."""
-    from ogasearch.pipeline import Workspace, update
+    from ogasearch.pipeline import update
+    from ogasearch.workspace import Workspace
 
     site = build_site()
     for page in site.pages():

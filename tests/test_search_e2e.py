@@ -210,7 +210,7 @@ def test_similar_returns_the_image_first(indexed: Indexed) -> None:
 def test_check_finds_and_repairs_a_mismatch(indexed: Indexed) -> None:
     import numpy as np
 
-    from ogasearch.pipeline import Workspace
+    from ogasearch.workspace import Workspace
 
     settings = load_settings(data=indexed.data, vectors=indexed.vectors)
     victim = indexed.rows("SELECT id FROM images ORDER BY id LIMIT 1")[0][0]

@@ -74,7 +74,8 @@ def _stage_command(name: str, help_text: str) -> None:
     @main.command(name=name, help=help_text)
     @common_options
     def command(settings: Settings) -> None:
-        from ogasearch.pipeline import STAGES, Workspace
+        from ogasearch.pipeline import STAGES
+        from ogasearch.workspace import Workspace
 
         with Workspace(settings) as ws:
             _echo_stats(name, STAGES[name](ws))
@@ -91,7 +92,8 @@ _stage_command("tiles", "Cut sprite sheets and tile sets into tiles.")
 @click.option("--recheck-days", type=float, help="Re-check pages older than this (0 = all).")
 def crawl(settings: Settings, full: bool, recheck_days: float | None) -> None:
     """Walk the art listing and fetch new and changed content pages."""
-    from ogasearch.pipeline import Workspace, run_crawl
+    from ogasearch.pipeline import run_crawl
+    from ogasearch.workspace import Workspace
 
     if recheck_days is not None:
         settings.recheck_days = recheck_days
@@ -108,8 +110,9 @@ def update(
     settings: Settings, full: bool, recheck_days: float | None, stages: tuple[str, ...]
 ) -> None:
     """Run every stage in order: the one command to build or refresh the search index."""
-    from ogasearch.pipeline import STAGES, Workspace
+    from ogasearch.pipeline import STAGES
     from ogasearch.pipeline import update as run_update
+    from ogasearch.workspace import Workspace
 
     unknown = set(stages) - set(STAGES)
     if unknown:
@@ -130,7 +133,7 @@ def failures(settings: Settings, stage: str | None, limit: int) -> None:
     from sqlalchemy import select
 
     from ogasearch.catalog.schema import failures as failures_table
-    from ogasearch.pipeline import Workspace
+    from ogasearch.workspace import Workspace
 
     with Workspace(settings) as ws:
         query = select(failures_table).order_by(failures_table.c.id.desc()).limit(limit)
@@ -146,7 +149,7 @@ def failures(settings: Settings, stage: str | None, limit: int) -> None:
 def stats(settings: Settings) -> None:
     """Counts of pages, files, members, images and tiles by state."""
     from ogasearch.catalog.stats import catalog_stats
-    from ogasearch.pipeline import Workspace
+    from ogasearch.workspace import Workspace
 
     with Workspace(settings) as ws:
         click.echo(json.dumps(catalog_stats(ws.engine), indent=2))
@@ -162,7 +165,7 @@ _stage_command("index", "Add embedded images to the vector index; refresh keywor
 def check(settings: Settings, repair: bool) -> None:
     """Compare the catalog with the vector index; repair any mismatch. Exit 1 if not clean."""
     from ogasearch.index.stage import check as run_check
-    from ogasearch.pipeline import Workspace
+    from ogasearch.workspace import Workspace
 
     with Workspace(settings) as ws:
         report = run_check(ws.engine, ws.index, repair=repair)

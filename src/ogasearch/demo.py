@@ -55,8 +55,9 @@ def run_demo(
     absent (None: a new temporary folder, kept afterwards so it can be inspected)."""
     from ogasearch.localsite.build import build_site
     from ogasearch.localsite.server import serve_site
-    from ogasearch.pipeline import Workspace, update
+    from ogasearch.pipeline import update
     from ogasearch.web.server import serve
+    from ogasearch.workspace import Workspace
 
     data = _fresh_folder(data_dir)
     site = build_site()

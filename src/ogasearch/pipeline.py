@@ -9,75 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine
-
-from ogasearch.catalog import open_catalog
-from ogasearch.settings import Settings
+from ogasearch.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Workspace:
-    """What every stage works on: settings, the catalog, the blob store, the site client."""
-
-    settings: Settings
-    _closers: list[Callable[[], None]] = field(default_factory=list)
-
-    @cached_property
-    def engine(self) -> Engine:
-        self.settings.data.mkdir(parents=True, exist_ok=True)
-        engine = open_catalog(self.settings.catalog_url)
-        self._closers.append(engine.dispose)
-        return engine
-
-    @cached_property
-    def store(self):  # type: ignore[no-untyped-def]
-        from ogasearch.store.blobs import BlobStore
-
-        return BlobStore(self.settings.store_dir)
-
-    @cached_property
-    def client(self):  # type: ignore[no-untyped-def]
-        from ogasearch.crawl.http import PoliteClient
-
-        client = PoliteClient(self.settings)
-        self._closers.append(client.close)
-        return client
-
-    @cached_property
-    def extractor(self):  # type: ignore[no-untyped-def]
-        from ogasearch.embed.stage import open_extractor
-
-        return open_extractor(self.settings)
-
-    @cached_property
-    def index(self):  # type: ignore[no-untyped-def]
-        from ogasearch.index import open_index
-
-        extractor = self.extractor
-        # The embedded index lives in a folder per model, so changing the extractor starts a
-        # fresh index instead of mixing vector spaces (the embed stage re-embeds everything).
-        uri = self.settings.vectors or str(
-            self.settings.data / "vectors" / f"{extractor.name}-{extractor.dim}"
-        )
-        index = open_index(uri, self.settings.data, extractor.dim, extractor.name)
-        self._closers.append(index.close)
-        return index
-
-    def close(self) -> None:
-        while self._closers:
-            self._closers.pop()()
-
-    def __enter__(self) -> Workspace:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def run_crawl(ws: Workspace, full: bool = False) -> Any:

@@ -77,7 +77,8 @@ def search_data(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
 
 
 def _build(data: Path) -> SearchData:
-    from ogasearch.pipeline import Workspace, update
+    from ogasearch.pipeline import update
+    from ogasearch.workspace import Workspace
 
     site = build_site()
     site.add_page(

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, Select, delete, func, insert, select, update
 
 from ogasearch.catalog import claim, record_failure
 from ogasearch.catalog.schema import embeddings, images, patches
+from ogasearch.catalog.vectors import encode_vector
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.embed.signatures import ImageHashes, Prepared, prepare_image
 from ogasearch.extract.images import ImageRejected
@@ -30,30 +31,11 @@ from ogasearch.settings import Limits, Settings
 from ogasearch.store.blobs import BlobStore
 from ogasearch.store.pixels import PixelCache, pixel_rows, tile_box
 
-VECTOR_DTYPE = np.dtype("<f2")
-
 
 @dataclass
 class EmbedStats:
     embedded: int = 0
     failed: int = 0
-
-
-def open_extractor(settings: Settings) -> FeatureExtractor:
-    return get_extractor(settings.extractor, settings.models_dir)
-
-
-def encode_vector(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype=VECTOR_DTYPE).tobytes()
-
-
-def decode_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
-    """float16 bytes -> (n, dim) float32, re-normalised."""
-    if not blobs:
-        return np.zeros((0, dim), dtype=np.float32)
-    arr = np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE).reshape(len(blobs), dim)
-    arr = arr.astype(np.float32)
-    return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
 
 
 def _pending_query() -> Select:
@@ -103,7 +85,7 @@ def embed(
     extractor: FeatureExtractor | None = None,
 ) -> EmbedStats:
     stats = EmbedStats()
-    extractor = extractor or open_extractor(settings)
+    extractor = extractor or get_extractor(settings.extractor, settings.models_dir)
     with engine.begin() as conn:
         # Vectors of another model (or another version of it) are stale: embed those again.
         stale = select(embeddings.c.image_id).where(

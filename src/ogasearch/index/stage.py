@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select, update
 
 from ogasearch.catalog import claim
 from ogasearch.catalog.schema import embeddings, images
-from ogasearch.embed.stage import decode_vectors
+from ogasearch.catalog.vectors import decode_vectors
 from ogasearch.index.base import VectorIndex
 from ogasearch.progress import progress
 

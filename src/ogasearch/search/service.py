@@ -30,16 +30,16 @@ from ogasearch.catalog.schema import (
     patches,
 )
 from ogasearch.catalog.stats import catalog_stats
+from ogasearch.catalog.vectors import decode_vectors
 from ogasearch.embed.patches import COMMON
 from ogasearch.embed.preprocess import Canonical, canonicalise
-from ogasearch.embed.stage import decode_vectors
 from ogasearch.extract.images import ImageRejected
-from ogasearch.pipeline import Workspace
 from ogasearch.search import keywords
 from ogasearch.search.matching import Match, Matcher
 from ogasearch.search.results import Filters, SearchResponse, SearchResult, Source
 from ogasearch.settings import Settings
 from ogasearch.store.pixels import PixelCache, load_pixels, pixel_rows, tile_box
+from ogasearch.workspace import Workspace
 
 HASH_COLUMNS = {"canonical": images.c.canonical_sha256, "structure": images.c.structure_sha256}
 REFRESH_SECONDS = 1.0

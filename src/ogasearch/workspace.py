@@ -1,0 +1,73 @@
+"""The workspace: what every command works on, opened lazily from the settings.
+
+One ``Workspace`` per process. It owns the catalog engine, the blob store, the polite HTTP client,
+the feature extractor and the vector index, opens each on first use, and closes them in reverse
+order. Both paths use it: the write path (``ogasearch.pipeline`` and its stages) and the read
+path (``ogasearch.search``, ``ogasearch.web``); it imports no stage module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from ogasearch.catalog import open_catalog
+from ogasearch.crawl.http import PoliteClient
+from ogasearch.embed.extractors import FeatureExtractor, get_extractor
+from ogasearch.index import VectorIndex, open_index
+from ogasearch.settings import Settings
+from ogasearch.store.blobs import BlobStore
+
+
+@dataclass
+class Workspace:
+    """Settings plus the catalog, the blob store, the site client, the model and the index."""
+
+    settings: Settings
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @cached_property
+    def engine(self) -> Engine:
+        self.settings.data.mkdir(parents=True, exist_ok=True)
+        engine = open_catalog(self.settings.catalog_url)
+        self._closers.append(engine.dispose)
+        return engine
+
+    @cached_property
+    def store(self) -> BlobStore:
+        return BlobStore(self.settings.store_dir)
+
+    @cached_property
+    def client(self) -> PoliteClient:
+        client = PoliteClient(self.settings)
+        self._closers.append(client.close)
+        return client
+
+    @cached_property
+    def extractor(self) -> FeatureExtractor:
+        return get_extractor(self.settings.extractor, self.settings.models_dir)
+
+    @cached_property
+    def index(self) -> VectorIndex:
+        extractor = self.extractor
+        # The embedded index lives in a folder per model, so changing the extractor starts a
+        # fresh index instead of mixing vector spaces (the embed stage re-embeds everything).
+        uri = self.settings.vectors or str(
+            self.settings.data / "vectors" / f"{extractor.name}-{extractor.dim}"
+        )
+        index = open_index(uri, self.settings.data, extractor.dim, extractor.name)
+        self._closers.append(index.close)
+        return index
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
