@@ -16,19 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ogasearch.crawl.markup import (
-    ContentPage,
-    FileLink,
-    LicenseRef,
-    ListingPage,
-    Person,
-    file_name_from_url,
-    is_art_file_url,
-    listing_url,
-    parse_content_page,
-    parse_listing,
-    rebase,
-)
+from ogasearch.crawl.content import ContentPage, FileLink, LicenseRef, parse_content_page
+from ogasearch.crawl.listing import ListingPage, parse_listing
+from ogasearch.crawl.people import Person
+from ogasearch.crawl.urls import file_name_from_url, is_art_file_url, listing_url, rebase
 
 OGA = "https://opengameart.org"
 FILES = f"{OGA}/sites/default/files"
