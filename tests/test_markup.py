@@ -1,7 +1,7 @@
 """OGA markup parsing: realistic pages (as the site writes them), odd variants, and fuzzing.
 
 The page builders here write markup the way opengameart.org does (Drupal 7 + Display Suite,
-see shared/docs/opengameart-site.md); test_crawler.py serves them over loopback.
+see docs/opengameart.md); test_crawler.py serves them over loopback.
 """
 
 from __future__ import annotations
