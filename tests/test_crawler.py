@@ -41,8 +41,9 @@ from ogasearch.catalog.schema import (
     pages,
     tags,
 )
-from ogasearch.crawl.crawler import FULL_WALK_DONE_KEY, WALK_KEY, CrawlStats, crawl
 from ogasearch.crawl.http import PoliteClient
+from ogasearch.crawl.stage import CrawlStats, crawl
+from ogasearch.crawl.walk import FULL_WALK_DONE_KEY, WALK_KEY
 from ogasearch.settings import Settings
 from test_http import LoopbackSite, Reply, make_client
 from test_markup import FileSpec, PageSpec, content_html, listing_html
@@ -499,7 +500,7 @@ def test_sigkill_at_any_moment_loses_and_duplicates_nothing(
     script = (
         "import sys\n"
         "from ogasearch.catalog.db import open_catalog\n"
-        "from ogasearch.crawl.crawler import crawl\n"
+        "from ogasearch.crawl.stage import crawl\n"
         "from ogasearch.crawl.http import PoliteClient\n"
         "from ogasearch.settings import Settings\n"
         "s = Settings(site=sys.argv[1], delay=0.02, retries=2, recheck_days=1.0)\n"

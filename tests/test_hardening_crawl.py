@@ -40,8 +40,8 @@ from ogasearch.catalog.schema import (
     pages,
     tags,
 )
-from ogasearch.crawl.crawler import crawl
 from ogasearch.crawl.http import PoliteClient
+from ogasearch.crawl.stage import crawl
 from ogasearch.extract.stage import extract
 from ogasearch.localsite import Fault, RunningSite, build_site, serve_site
 from ogasearch.settings import Settings

@@ -1,7 +1,7 @@
 """OGA markup parsing: realistic pages (as the site writes them), odd variants, and fuzzing.
 
 The page builders here write markup the way opengameart.org does (Drupal 7 + Display Suite,
-see shared/docs/opengameart-site.md); test_crawler.py serves them over loopback.
+see docs/opengameart.md); test_crawler.py serves them over loopback.
 """
 
 from __future__ import annotations
@@ -16,19 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ogasearch.crawl.markup import (
-    ContentPage,
-    FileLink,
-    LicenseRef,
-    ListingPage,
-    Person,
-    file_name_from_url,
-    is_art_file_url,
-    listing_url,
-    parse_content_page,
-    parse_listing,
-    rebase,
-)
+from ogasearch.crawl.content import ContentPage, FileLink, LicenseRef, parse_content_page
+from ogasearch.crawl.listing import ListingPage, parse_listing
+from ogasearch.crawl.people import Person
+from ogasearch.crawl.urls import file_name_from_url, is_art_file_url, listing_url, rebase
 
 OGA = "https://opengameart.org"
 FILES = f"{OGA}/sites/default/files"

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def run_crawl(ws: Workspace, full: bool = False) -> Any:
-    from ogasearch.crawl.crawler import crawl
+    from ogasearch.crawl.stage import crawl
 
     return crawl(ws.engine, ws.settings, ws.client, full=full)
 

@@ -1,26 +1,24 @@
 """Crawling OpenGameArt: the only code that knows the site's URLs and markup.
 
-- ``markup``: listing and content pages -> dataclasses; URL rules (``rebase``, decoded names)
+The facts about the site that this package relies on are in ``docs/opengameart.md``.
+
+- ``urls``: URL rules (listing URL, content pages, art files, decoded names, ``rebase``,
+  the download counter)
+- ``listing``: a listing page -> ``ListingPage``
+- ``content``: a content page -> ``ContentPage`` (with ``people`` and ``dates``)
+- ``html``: helpers for reading the markup (fields, attributes, text)
 - ``http``: ``PoliteClient``, the one HTTP client for the site (robots.txt, delay, retries)
-- ``crawler``: the crawl stage, listing -> ``pages`` rows -> content pages -> ``files`` rows
+- ``walk``: walking the newest-first listing into ``listed`` pages rows
+- ``persist``: writing pages, authors, licences, tags and files rows
+- ``stage``: the crawl stage, ``crawl()``: the walk, then the content pages
 """
 
-from ogasearch.crawl.crawler import CrawlStats, crawl
+from ogasearch.crawl.content import ContentPage, FileLink, LicenseRef, parse_content_page
 from ogasearch.crawl.http import Downloaded, Fetched, FetchError, PoliteClient, RequestRecord
-from ogasearch.crawl.markup import (
-    ContentPage,
-    FileLink,
-    LicenseRef,
-    ListingEntry,
-    ListingPage,
-    Person,
-    file_name_from_url,
-    is_art_file_url,
-    listing_url,
-    parse_content_page,
-    parse_listing,
-    rebase,
-)
+from ogasearch.crawl.listing import ListingEntry, ListingPage, parse_listing
+from ogasearch.crawl.people import Person
+from ogasearch.crawl.stage import CrawlStats, crawl
+from ogasearch.crawl.urls import file_name_from_url, is_art_file_url, listing_url, rebase
 
 __all__ = [
     "ContentPage",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from protego import Protego
 
-from ogasearch.crawl.markup import rebase
+from ogasearch.crawl.urls import is_download_counter, rebase
 from ogasearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,6 @@ GONE_STATUSES = frozenset({404, 410})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 MAX_PAGE_BYTES = 16 << 20  # an HTML page; OGA's largest are well under 1 MB
-_DLCOUNTER = re.compile(r"/file/[^/]+/dlcounter/?$")
 
 
 class FetchError(Exception):
@@ -302,7 +300,7 @@ class PoliteClient:
                 f"{what} not on the site ({self._site_netloc})",
                 permanent=True,
             )
-        if _DLCOUNTER.search(parts.path):
+        if is_download_counter(parts.path):
             raise FetchError(rebased, "the download counter is never requested", permanent=True)
         robots = self._robots_for(parts.scheme, parts.netloc)
         if robots is not None and not robots.can_fetch(rebased, self.settings.user_agent):

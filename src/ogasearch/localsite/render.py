@@ -1,6 +1,6 @@
 """HTML of the local site: the art listing and content pages, in OGA's Drupal 7 markup.
 
-The markup follows /work/shared/docs/opengameart-site.md (Display Suite fields, the Views
+The markup follows docs/opengameart.md (Display Suite fields, the Views
 listing, the stock Drupal pager). Templates live in ``templates/`` and autoescape everything;
 the only pre-built markup is the description, escaped here paragraph by paragraph.
 """
