@@ -23,7 +23,7 @@ def run_crawl(ws: Workspace, full: bool = False) -> Any:
 
 
 def run_download(ws: Workspace) -> Any:
-    from ogasearch.store.download import download
+    from ogasearch.store.stage import download
 
     return download(ws.engine, ws.settings, ws.client, ws.store)
 
