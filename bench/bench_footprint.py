@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from _common import SCALE_SOURCE, Report, add_report_arguments, ingest_local_site, own_settings
+from ogasearch.catalog.dialect import is_postgres
 from ogasearch.catalog.schema import embeddings, images
 from ogasearch.settings import load_settings
 
@@ -31,7 +32,7 @@ PROTOTYPE_BYTES = 4096 * 4
 def table_bytes(engine: Engine) -> dict[str, int]:
     """Bytes on disk per table, its indexes included (SQLite dbstat, PostgreSQL sizes)."""
     with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
+        if is_postgres(engine):
             rows = conn.execute(
                 text(
                     "SELECT relname, pg_total_relation_size(oid) FROM pg_class"

@@ -25,7 +25,7 @@ from ogasearch.catalog.schema import blobs, failures, files, pages
 from ogasearch.crawl.http import PoliteClient
 from ogasearch.settings import Limits, Settings
 from ogasearch.store.blobs import BlobStore
-from ogasearch.store.download import MAX_ATTEMPTS, download
+from ogasearch.store.stage import MAX_ATTEMPTS, download
 
 OGA = "https://opengameart.org/sites/default/files/"
 
@@ -308,7 +308,7 @@ KILLED_DOWNLOAD = textwrap.dedent(
     from ogasearch.crawl.http import PoliteClient
     from ogasearch.settings import Settings
     from ogasearch.store.blobs import BlobStore
-    from ogasearch.store.download import download
+    from ogasearch.store.stage import download
 
     settings = Settings(data=sys.argv[1], site=sys.argv[2], delay=0)
     with PoliteClient(settings) as client:

@@ -46,7 +46,7 @@ from ogasearch.extract.stage import extract
 from ogasearch.localsite import Fault, RunningSite, build_site, serve_site
 from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
-from ogasearch.store.download import download
+from ogasearch.store.stage import download
 from test_crawler import assert_catalog_matches, page_files, page_row
 
 

@@ -10,7 +10,7 @@ catalog equal to a single worker's on the embedded default (SQLite + in-process 
 ``ogasearch check --no-repair`` clean. A larger site (two listing pages) checks that the
 workers walk the listing once between them and split the content pages. And the move a user
 makes from the embedded default to this setup: the SQLite catalog copied to PostgreSQL
-(``python -m ogasearch.catalog.copy``), Milvus filled from the catalog's vectors by ``ogasearch
+(``ogasearch copy-catalog``), Milvus filled from the catalog's vectors by ``ogasearch
 check``, after which searches and ``update`` work there.
 """
 
@@ -236,7 +236,7 @@ def test_embedded_default_moves_to_postgresql_and_milvus(
     shutil.copytree(single.data, moved)  # the data folder (the blob store) moves as it is
     source = sqlite_url(moved)
     copy = subprocess.run(
-        [sys.executable, "-m", "ogasearch.catalog.copy", source, pg_url],
+        [sys.executable, "-m", "ogasearch", "copy-catalog", source, pg_url],
         capture_output=True,
         text=True,
         timeout=300,

@@ -155,6 +155,31 @@ def stats(settings: Settings) -> None:
         click.echo(json.dumps(catalog_stats(ws.engine), indent=2))
 
 
+@main.command(name="copy-catalog")
+@click.argument("source_url")
+@click.argument("target_url")
+def copy_catalog(source_url: str, target_url: str) -> None:
+    """Copy the catalog at SOURCE_URL into the empty one at TARGET_URL, ids included, and
+    build the target's keyword index (e.g. sqlite:///oga/catalog.sqlite to postgresql://...).
+    Stop every ``update`` on the source first."""
+    from ogasearch.catalog import CatalogError, open_catalog
+    from ogasearch.catalog.copy import copy_catalog as copy_tables
+    from ogasearch.index.keywords import refresh_keywords
+
+    try:
+        copied = copy_tables(source_url, target_url)
+        target = open_catalog(target_url)
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        keywords = refresh_keywords(target)
+    finally:
+        target.dispose()
+    for name, count in copied.rows.items():
+        click.echo(f"{name}: {count} rows")
+    _echo_stats("keywords", keywords)
+
+
 _stage_command("embed", "Embed every image and tile (pixel-art preprocessing + CNN).")
 _stage_command("index", "Add embedded images to the vector index; refresh keyword search.")
 

@@ -23,7 +23,7 @@ def run_crawl(ws: Workspace, full: bool = False) -> Any:
 
 
 def run_download(ws: Workspace) -> Any:
-    from ogasearch.store.download import download
+    from ogasearch.store.stage import download
 
     return download(ws.engine, ws.settings, ws.client, ws.store)
 
@@ -47,8 +47,8 @@ def run_embed(ws: Workspace) -> Any:
 
 
 def run_index(ws: Workspace) -> Any:
+    from ogasearch.index.keywords import refresh_keywords
     from ogasearch.index.stage import index_vectors
-    from ogasearch.search.keywords import refresh_keywords
 
     return {"vectors": index_vectors(ws.engine, ws.index), "keywords": refresh_keywords(ws.engine)}
 

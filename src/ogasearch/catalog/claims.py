@@ -6,24 +6,23 @@ commits when the block ends. On PostgreSQL the rows are locked with ``FOR UPDATE
 LOCKED``, so concurrent workers never get the same row and a killed worker's locks vanish with
 its connection. SQLite serialises writers; one ``update`` process per SQLite catalog.
 
-Work that is not a set of rows to split (creating tables, walking the listing, rewriting the
-keyword index) is done by one worker at a time: ``serialise`` (until the transaction ends) and
-``one_at_a_time`` (across transactions) take a PostgreSQL advisory lock named after the work.
-Without them, workers started together on an empty catalog collide in ``CREATE TABLE``
-(duplicate ``pg_type`` rows), deadlock rewriting the keyword index, and each walk the whole
-listing.
+Stages do not call ``claim`` in a loop themselves: ``ogasearch.catalog.runner`` does. Work
+that cannot be split into rows takes a lock from ``ogasearch.catalog.locks`` instead
+(``one_at_a_time`` is importable from here too, where the crawl stage takes it from).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, Row, Select, Table, text
+from sqlalchemy import Engine, Row, Select, Table
 from sqlalchemy.engine import Connection
 
-from ogasearch.catalog.db import is_postgres
+from ogasearch.catalog.dialect import is_postgres
+from ogasearch.catalog.locks import one_at_a_time
+
+__all__ = ["claim", "one_at_a_time"]
 
 
 @contextmanager
@@ -37,33 +36,3 @@ def claim(
     with engine.begin() as conn:
         rows = conn.execute(query).all()
         yield conn, rows
-
-
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory lock key for ``name``."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-def serialise(conn: Connection, name: str) -> None:
-    """Wait until no other worker is in section ``name``; hold it until ``conn``'s transaction
-    ends (PostgreSQL; SQLite already serialises writers)."""
-    if is_postgres(conn):
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})
-
-
-@contextmanager
-def one_at_a_time(engine: Engine, name: str) -> Iterator[None]:
-    """Hold section ``name`` for the block, across any number of transactions (PostgreSQL: a
-    session advisory lock on a connection of its own, released when the block ends or the
-    process dies)."""
-    if not is_postgres(engine):
-        yield
-        return
-    with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key(name)})
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(name)})
-            conn.commit()

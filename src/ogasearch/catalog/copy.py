@@ -1,24 +1,25 @@
 """Copy a catalog into another database: how the embedded SQLite catalog moves to PostgreSQL.
 
-    python -m ogasearch.catalog.copy sqlite:///oga/catalog.sqlite postgresql://host/ogasearch
+The command is ``ogasearch copy-catalog SRC_URL DST_URL``, which also rebuilds the keyword
+index in the target (``ogasearch.index.keywords``); this module copies the tables.
 
 Every table of the schema is copied row for row, ids included (vectors in the index are keyed
 by ``images.id``, and blobs by content, so nothing else has to change), parents before
 children, in batches. The target must be empty (a new database); its tables are created by
 ``open_catalog``. On PostgreSQL the id sequences are moved past the copied ids so new rows get
-fresh ones, and the keyword index (SQLite FTS5 or PostgreSQL ``tsvector``, not part of the
-schema) is rebuilt from the copied rows. Stop every ``update`` on the source first: rows
-written during the copy may be missed.
+fresh ones. The keyword index (SQLite FTS5 or PostgreSQL ``tsvector``, not part of the schema)
+is not copied: the caller rebuilds it from the copied rows. Stop every ``update`` on the source
+first: rows written during the copy may be missed.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, Integer, func, insert, select, text
 
-from ogasearch.catalog.db import CatalogError, is_postgres, open_catalog
+from ogasearch.catalog.db import CatalogError, open_catalog
+from ogasearch.catalog.dialect import is_postgres
 from ogasearch.catalog.schema import meta, metadata
 
 BATCH = 2_000
@@ -31,8 +32,6 @@ class CopyStats:
 
 def copy_catalog(source_url: str, target_url: str, batch: int = BATCH) -> CopyStats:
     """Copy every row of the catalog at ``source_url`` into the empty one at ``target_url``."""
-    from ogasearch.search.keywords import refresh_keywords
-
     source = open_catalog(source_url)
     target = open_catalog(target_url)
     stats = CopyStats()
@@ -51,7 +50,6 @@ def copy_catalog(source_url: str, target_url: str, batch: int = BATCH) -> CopySt
             stats.rows[table.name] = copied
         if is_postgres(target):
             _move_sequences(target)
-        refresh_keywords(target)
     finally:
         source.dispose()
         target.dispose()
@@ -92,19 +90,3 @@ def _move_sequences(engine: Engine) -> None:
                 ),
                 {"sequence": sequence},
             )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "source", help="Catalog URL to copy from, e.g. sqlite:///oga/catalog.sqlite"
-    )
-    parser.add_argument("target", help="Empty catalog URL to copy into, e.g. postgresql://...")
-    args = parser.parse_args()
-    stats = copy_catalog(args.source, args.target)
-    for name, count in stats.rows.items():
-        print(f"{name}: {count} rows")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 
+from ogasearch.catalog.locks import serialise
 from ogasearch.catalog.schema import SCHEMA_VERSION, failures, meta, metadata
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,6 @@ def open_catalog(url: str) -> Engine:
         engine = create_engine(parsed, pool_pre_ping=True)
     else:
         raise CatalogError(f"unsupported catalog URL {url!r}: use sqlite:/// or postgresql://")
-    from ogasearch.catalog.claims import serialise  # claims imports this module
-
     with engine.begin() as conn:
         serialise(conn, "catalog.schema")  # workers started together create the tables once
         metadata.create_all(conn)
@@ -60,10 +59,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=60000")
     cur.close()
-
-
-def is_postgres(engine: Engine | Connection) -> bool:
-    return engine.dialect.name == "postgresql"
 
 
 def record_failure(conn: Connection, stage: str, item: str, reason: str) -> None:

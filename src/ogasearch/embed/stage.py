@@ -11,6 +11,7 @@ reason, and the batch goes on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -18,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, Select, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 
-from ogasearch.catalog import claim, record_failure
+from ogasearch.catalog.db import record_failure
+from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import embeddings, images, patches
 from ogasearch.catalog.vectors import encode_vector
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
-from ogasearch.embed.signatures import ImageHashes, Prepared, prepare_image
+from ogasearch.embed.signatures import Prepared, prepare_image
 from ogasearch.extract.images import ImageRejected
-from ogasearch.progress import progress
 from ogasearch.settings import Limits, Settings
 from ogasearch.store.blobs import BlobStore
 from ogasearch.store.pixels import PixelCache, pixel_rows, tile_box
@@ -38,12 +40,14 @@ class EmbedStats:
     failed: int = 0
 
 
-def _pending_query() -> Select:
-    return (
+def _pending() -> Pending:
+    """Images and tiles to embed, tiles next to their sheet (one decode per sheet)."""
+    query = (
         pixel_rows()
         .where(images.c.embed_state == "pending")
         .order_by(func.coalesce(images.c.parent_id, images.c.id), images.c.id)
     )
+    return Pending(query, images)  # an embedded or failed row is no longer pending
 
 
 Job = tuple[int, str, tuple[int, int, int, int] | None]  # image id, blob, tile box
@@ -84,10 +88,54 @@ def embed(
     store: BlobStore,
     extractor: FeatureExtractor | None = None,
 ) -> EmbedStats:
+    """Embed every pending image and tile, ``settings.embed_batch`` per transaction."""
     stats = EmbedStats()
     extractor = extractor or get_extractor(settings.extractor, settings.models_dir)
+    _requeue_stale(engine, extractor)
+    pending = _pending()
+    total = pending.count(engine)
+    if total == 0:
+        return stats
+    prepare = _Preparer(store.root, settings.limits, extractor.input_size)
+    pool = _pool(settings.workers)
+
+    def process(conn: Connection, rows: Sequence[Row]) -> None:
+        jobs = [(r.id, r.blob, tile_box(r)) for r in rows]
+        if pool is None:
+            prepared = [prepare(job) for job in jobs]
+        else:  # rows come sorted by sheet: contiguous chunks keep sheets together
+            chunk = max(1, len(jobs) // settings.workers)
+            prepared = list(pool.map(prepare, jobs, chunksize=chunk))
+        done: list[tuple[int, Prepared]] = []
+        for ident, result in prepared:
+            if isinstance(result, str):
+                _record_failed(conn, ident, result)
+                stats.failed += 1
+            else:
+                done.append((ident, result))
+        if done:
+            _record_embedded(conn, extractor, done)
+            stats.embedded += len(done)
+
+    try:
+        run(
+            engine,
+            pending,
+            process,
+            desc="embed",
+            unit="img",
+            batch=settings.embed_batch,
+            total=total,
+        )
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return stats
+
+
+def _requeue_stale(engine: Engine, extractor: FeatureExtractor) -> None:
+    """Vectors of another model (or another version of it) are stale: embed those again."""
     with engine.begin() as conn:
-        # Vectors of another model (or another version of it) are stale: embed those again.
         stale = select(embeddings.c.image_id).where(
             (embeddings.c.model != extractor.name) | (embeddings.c.dim != extractor.dim)
         )
@@ -96,77 +144,51 @@ def embed(
             .where(images.c.id.in_(stale))
             .values(embed_state="pending", indexed=False)
         )
-        total = conn.execute(
-            select(func.count()).where(images.c.embed_state == "pending")
-        ).scalar_one()
-    if total == 0:
-        return stats
-    prepare = _Preparer(store.root, settings.limits, extractor.input_size)
-    pool = _pool(settings.workers)
-    try:
-        with progress(total, "embed", "img") as bar:
-            while True:
-                with claim(engine, _pending_query(), settings.embed_batch, images) as (conn, rows):
-                    if not rows:
-                        break
-                    jobs = [(r.id, r.blob, tile_box(r)) for r in rows]
-                    if pool is None:
-                        prepared = [prepare(job) for job in jobs]
-                    else:  # rows come sorted by sheet: contiguous chunks keep sheets together
-                        chunk = max(1, len(jobs) // settings.workers)
-                        prepared = list(pool.map(prepare, jobs, chunksize=chunk))
-                    done: list[tuple[int, ImageHashes]] = []
-                    inputs: list[np.ndarray] = []
-                    for ident, result in prepared:
-                        if isinstance(result, str):
-                            conn.execute(
-                                update(images)
-                                .where(images.c.id == ident)
-                                .values(embed_state="failed", error=result)
-                            )
-                            record_failure(conn, "embed", f"image {ident}", result)
-                            stats.failed += 1
-                            continue
-                        inputs.append(result.array)
-                        done.append((ident, result.hashes))
-                    if done:
-                        vectors = extractor.embed(np.stack(inputs))
-                        ids = [d[0] for d in done]
-                        conn.execute(delete(embeddings).where(embeddings.c.image_id.in_(ids)))
-                        conn.execute(
-                            insert(embeddings),
-                            [
-                                {
-                                    "image_id": ident,
-                                    "model": extractor.name,
-                                    "dim": extractor.dim,
-                                    "vector": encode_vector(vec),
-                                }
-                                for ident, vec in zip(ids, vectors, strict=True)
-                            ],
-                        )
-                        conn.execute(delete(patches).where(patches.c.image_id.in_(ids)))
-                        patch_rows = [
-                            {"hash": value, "image_id": ident}
-                            for ident, hashes in done
-                            for value in hashes.patches
-                        ]
-                        if patch_rows:
-                            conn.execute(insert(patches), patch_rows)
-                        for ident, hashes in done:
-                            conn.execute(
-                                update(images)
-                                .where(images.c.id == ident)
-                                .values(
-                                    embed_state="done",
-                                    indexed=False,
-                                    canonical_sha256=hashes.canonical_sha256,
-                                    structure_sha256=hashes.structure_sha256,
-                                )
-                            )
-                        stats.embedded += len(done)
-                    bar.update(len(rows))
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    return stats
+
+
+def _record_failed(conn: Connection, ident: int, reason: str) -> None:
+    conn.execute(
+        update(images).where(images.c.id == ident).values(embed_state="failed", error=reason)
+    )
+    record_failure(conn, "embed", f"image {ident}", reason)
+
+
+def _record_embedded(
+    conn: Connection, extractor: FeatureExtractor, done: list[tuple[int, Prepared]]
+) -> None:
+    """Write the batch's vectors, patch fingerprints and hashes, and mark the images done."""
+    vectors = extractor.embed(np.stack([prepared.array for _, prepared in done]))
+    ids = [ident for ident, _ in done]
+    conn.execute(delete(embeddings).where(embeddings.c.image_id.in_(ids)))
+    conn.execute(
+        insert(embeddings),
+        [
+            {
+                "image_id": ident,
+                "model": extractor.name,
+                "dim": extractor.dim,
+                "vector": encode_vector(vec),
+            }
+            for ident, vec in zip(ids, vectors, strict=True)
+        ],
+    )
+    conn.execute(delete(patches).where(patches.c.image_id.in_(ids)))
+    patch_rows = [
+        {"hash": value, "image_id": ident}
+        for ident, prepared in done
+        for value in prepared.hashes.patches
+    ]
+    if patch_rows:
+        conn.execute(insert(patches), patch_rows)
+    for ident, prepared in done:
+        hashes = prepared.hashes
+        conn.execute(
+            update(images)
+            .where(images.c.id == ident)
+            .values(
+                embed_state="done",
+                indexed=False,
+                canonical_sha256=hashes.canonical_sha256,
+                structure_sha256=hashes.structure_sha256,
+            )
+        )

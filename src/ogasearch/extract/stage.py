@@ -20,14 +20,15 @@ members read before the problem; a nested corrupt or encrypted archive only fail
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from sqlalchemy import Engine, Row, delete, func, insert, select, update
+from sqlalchemy import Engine, Row, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from ogasearch.catalog.claims import claim
 from ogasearch.catalog.db import record_failure, utcnow
+from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import files, images, members
 from ogasearch.extract.archives import (
     HEAD_BYTES,
@@ -43,7 +44,6 @@ from ogasearch.extract.archives import (
     walk_archive,
 )
 from ogasearch.extract.images import ImageFacts, ImageRejected, describe_image
-from ogasearch.progress import progress
 from ogasearch.settings import Limits, Settings
 from ogasearch.store.blobs import BlobStore
 from ogasearch.store.records import register_blob
@@ -101,22 +101,18 @@ def extract(
     """Extract every stored file (at most ``limit``), one transaction per file."""
     store.clean_temp()
     stats = ExtractStats()
-    todo = files.c.state == "stored"
-    with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(files).where(todo)).scalar_one()
-    if limit is not None:
-        total = min(total, limit)
-    query = select(files.c.id, files.c.url, files.c.name, files.c.sha256).order_by(files.c.id)
-    cursor = 0
-    with progress(total, "extract", unit="file") as bar:
-        while limit is None or stats.files + stats.missing < limit:
-            with claim(engine, query.where(todo, files.c.id > cursor), 1, files) as (conn, rows):
-                if not rows:
-                    break
-                row = rows[0]
-                cursor = row.id
-                _extract_one(conn, row, settings.limits, store, stats)
-            bar.update(1)
+    query = (
+        select(files.c.id, files.c.url, files.c.name, files.c.sha256)
+        .where(files.c.state == "stored")
+        .order_by(files.c.id)
+    )
+
+    def process(conn: Connection, rows: Sequence[Row]) -> None:
+        for row in rows:
+            _extract_one(conn, row, settings.limits, store, stats)
+
+    pending = Pending(query, files, cursor=files.c.id)
+    run(engine, pending, process, desc=STAGE, unit="file", limit=limit)
     return stats
 
 
@@ -306,9 +302,11 @@ def _write(conn: Connection, file_id: int, result: FileResult) -> None:
             member_id = existing_members.pop(m.path)
             conn.execute(update(members).where(members.c.id == member_id).values(**values))
         else:
-            member_id = conn.execute(
+            key = conn.execute(
                 insert(members).values(file_id=file_id, path=m.path, **values)
-            ).inserted_primary_key[0]
+            ).inserted_primary_key
+            assert key is not None  # an INSERT of one row always has one
+            member_id = key[0]
         member_ids[m.path] = member_id
     existing_images = {
         r.archive_path: (r.id, r.sha256)

@@ -8,16 +8,17 @@ any mismatch in either direction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Row, select, update
+from sqlalchemy.engine import Connection
 
-from ogasearch.catalog import claim
+from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import embeddings, images
 from ogasearch.catalog.vectors import decode_vectors
 from ogasearch.index.base import VectorIndex
-from ogasearch.progress import progress
 
 BATCH = 2048
 
@@ -49,8 +50,9 @@ class CheckReport:
         )
 
 
-def _pending(model: str):  # type: ignore[no-untyped-def]
-    return (
+def _pending(model: str) -> Pending:
+    """Embedded images (with a vector of ``model``) not in the index yet."""
+    query = (
         select(images.c.id, images.c.parent_id, embeddings.c.vector)
         .join(embeddings, embeddings.c.image_id == images.c.id)
         .where(
@@ -60,31 +62,27 @@ def _pending(model: str):  # type: ignore[no-untyped-def]
         )
         .order_by(images.c.id)
     )
+    return Pending(query, images)  # an indexed row is no longer pending: no cursor needed
 
 
 def index_vectors(engine: Engine, index: VectorIndex) -> IndexStats:
+    """Add every embedded, not yet indexed image to ``index``, flushed, then mark it."""
     stats = IndexStats()
-    with engine.connect() as conn:
-        total = conn.execute(
-            select(func.count()).where(images.c.embed_state == "done", images.c.indexed.is_(False))
-        ).scalar_one()
+    pending = _pending(index.model)
+    total = pending.count(engine)
     if total == 0:
         return stats
-    with progress(total, "index", "vec") as bar:
-        while True:
-            with claim(engine, _pending(index.model), BATCH, images) as (conn, rows):
-                if not rows:
-                    break
-                ids = np.array([r.id for r in rows], dtype=np.int64)
-                vectors = decode_vectors([r.vector for r in rows], index.dim)
-                is_tile = np.array([r.parent_id is not None for r in rows], dtype=bool)
-                index.add(ids, vectors, is_tile)
-                index.flush()
-                conn.execute(
-                    update(images).where(images.c.id.in_(ids.tolist())).values(indexed=True)
-                )
-                stats.indexed += len(rows)
-                bar.update(len(rows))
+
+    def process(conn: Connection, rows: Sequence[Row]) -> None:
+        ids = np.array([r.id for r in rows], dtype=np.int64)
+        vectors = decode_vectors([r.vector for r in rows], index.dim)
+        is_tile = np.array([r.parent_id is not None for r in rows], dtype=bool)
+        index.add(ids, vectors, is_tile)
+        index.flush()
+        conn.execute(update(images).where(images.c.id.in_(ids.tolist())).values(indexed=True))
+        stats.indexed += len(rows)
+
+    run(engine, pending, process, desc="index", unit="vec", batch=BATCH, total=total)
     return stats
 
 

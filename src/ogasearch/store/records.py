@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 
+from ogasearch.catalog.dialect import insert_ignore
 from ogasearch.catalog.schema import blobs
 
 
 def register_blob(conn: Connection, sha256: str, size: int) -> None:
     """Insert the ``blobs`` row for a stored blob unless it is there already."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(
-        dialect.insert(blobs)
-        .values(sha256=sha256, size=size)
-        .on_conflict_do_nothing(index_elements=["sha256"])
-    )
+    insert_ignore(conn, blobs, {"sha256": sha256, "size": size}, ["sha256"])

@@ -22,15 +22,16 @@ reason in ``error`` and a ``failures`` row; the run goes on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from PIL import Image
-from sqlalchemy import Engine, Row, func, insert, select, update
+from sqlalchemy import Engine, Row, insert, select, update
 from sqlalchemy.engine import Connection
 
-from ogasearch.catalog.claims import claim
 from ogasearch.catalog.db import record_failure
+from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import images
 from ogasearch.extract.images import (
     ImageRejected,
@@ -39,7 +40,6 @@ from ogasearch.extract.images import (
     pixel_sha256,
     to_rgba,
 )
-from ogasearch.progress import progress
 from ogasearch.settings import Settings
 from ogasearch.tiles.grid import MIN_TILE, TileBox, find_tiles
 
@@ -89,33 +89,25 @@ def cut_tiles(
 
         store = BlobStore(settings.store_dir)
     stats = TileStats()
-    todo = (images.c.tiles_state == "pending") & images.c.parent_id.is_(None)
-    with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(images).where(todo)).scalar_one()
-    if limit is not None:
-        total = min(total, limit)
-    query = select(
-        images.c.id,
-        images.c.file_id,
-        images.c.member_id,
-        images.c.archive_path,
-        images.c.sha256,
-        images.c.format,
-    ).order_by(images.c.id)
-    cursor = 0
-    with progress(total, STAGE, unit="image") as bar:
-        while limit is None or stats.images < limit:
-            size = BATCH if limit is None else min(BATCH, limit - stats.images)
-            with claim(engine, query.where(todo, images.c.id > cursor), size, images) as (
-                conn,
-                rows,
-            ):
-                if not rows:
-                    break
-                for row in rows:
-                    cursor = row.id
-                    _cut_one(conn, row, settings, store, min_size, stats)
-            bar.update(len(rows))
+    query = (
+        select(
+            images.c.id,
+            images.c.file_id,
+            images.c.member_id,
+            images.c.archive_path,
+            images.c.sha256,
+            images.c.format,
+        )
+        .where(images.c.tiles_state == "pending", images.c.parent_id.is_(None))
+        .order_by(images.c.id)
+    )
+
+    def process(conn: Connection, rows: Sequence[Row]) -> None:
+        for row in rows:
+            _cut_one(conn, row, settings, store, min_size, stats)
+
+    pending = Pending(query, images, cursor=images.c.id)
+    run(engine, pending, process, desc=STAGE, unit="image", batch=BATCH, limit=limit)
     return stats
 
 

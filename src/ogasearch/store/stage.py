@@ -19,17 +19,17 @@ A file whose blob is still in the store is fetched conditionally; when the serve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from sqlalchemy import ColumnElement, Engine, Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, Row, and_, or_, select, update
 from sqlalchemy.engine import Connection
 
-from ogasearch.catalog.claims import claim
 from ogasearch.catalog.db import record_failure, utcnow
+from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import files
 from ogasearch.crawl.http import GONE_STATUSES, Downloaded, FetchError
-from ogasearch.progress import progress
 from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
 from ogasearch.store.records import register_blob
@@ -87,31 +87,27 @@ def download(
     """Download every pending file (at most ``limit``); each file is tried once per run."""
     store.clean_temp()
     stats = DownloadStats()
-    with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(files).where(_todo())).scalar_one()
-    if limit is not None:
-        total = min(total, limit)
-    query = select(
-        files.c.id,
-        files.c.url,
-        files.c.sha256,
-        files.c.etag,
-        files.c.last_modified,
-        files.c.extracted_at,
-        files.c.attempts,
-    ).order_by(files.c.id)
-    cursor = 0  # ids are visited in order, so a file that fails is not retried in this run
-    done = 0
-    with progress(total, "download", unit="file") as bar:
-        while limit is None or done < limit:
-            with claim(engine, query.where(_todo(), files.c.id > cursor), 1, files) as (conn, rows):
-                if not rows:
-                    break
-                row = rows[0]
-                cursor = row.id
-                _download_one(conn, row, settings, client, store, stats)
-            done += 1
-            bar.update(1)
+    query = (
+        select(
+            files.c.id,
+            files.c.url,
+            files.c.sha256,
+            files.c.etag,
+            files.c.last_modified,
+            files.c.extracted_at,
+            files.c.attempts,
+        )
+        .where(_todo())
+        .order_by(files.c.id)
+    )
+
+    def process(conn: Connection, rows: Sequence[Row]) -> None:
+        for row in rows:
+            _download_one(conn, row, settings, client, store, stats)
+
+    # With the cursor, a file that fails is not retried in this run.
+    pending = Pending(query, files, cursor=files.c.id)
+    run(engine, pending, process, desc=STAGE, unit="file", limit=limit)
     return stats
 
 
