@@ -7,8 +7,7 @@ LOCKED``, so concurrent workers never get the same row and a killed worker's loc
 its connection. SQLite serialises writers; one ``update`` process per SQLite catalog.
 
 Stages do not call ``claim`` in a loop themselves: ``ogasearch.catalog.runner`` does. Work
-that cannot be split into rows takes a lock from ``ogasearch.catalog.locks`` instead
-(``one_at_a_time`` is importable from here too, where the crawl stage takes it from).
+that cannot be split into rows takes a lock from ``ogasearch.catalog.locks`` instead.
 """
 
 from __future__ import annotations
@@ -20,9 +19,8 @@ from sqlalchemy import Engine, Row, Select, Table
 from sqlalchemy.engine import Connection
 
 from ogasearch.catalog.dialect import is_postgres
-from ogasearch.catalog.locks import one_at_a_time
 
-__all__ = ["claim", "one_at_a_time"]
+__all__ = ["claim"]
 
 
 @contextmanager

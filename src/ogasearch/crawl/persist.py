@@ -14,9 +14,9 @@ from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Connection, Row, String, Table, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ogasearch.catalog.db import record_failure, utcnow
+from ogasearch.catalog.dialect import insert_ignore
 from ogasearch.catalog.schema import (
     authors,
     files,
@@ -132,20 +132,6 @@ def mark_failed(conn: Connection, row: Row, reason: str) -> None:
         )
     )
     record_failure(conn, STAGE, f"page {row.url}", reason)
-
-
-def insert_ignore(
-    conn: Connection, table: Table, values: dict[str, Any], conflict: list[str]
-) -> int:
-    """INSERT, doing nothing if a row with the same ``conflict`` columns exists; rows added."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(table)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=conflict)
-        .returning(*table.primary_key.columns)
-    )
-    return len(conn.execute(statement).all())
 
 
 def _write_people(conn: Connection, page_id: int, page: ContentPage) -> None:

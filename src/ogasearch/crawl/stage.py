@@ -18,21 +18,21 @@ markup change) is a failure, not an empty record.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Select, and_, case, or_, select, update
 
-from ogasearch.catalog.claims import claim
 from ogasearch.catalog.db import utcnow
+from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import pages
 from ogasearch.crawl.content import parse_content_page
 from ogasearch.crawl.http import FetchError, PoliteClient
 from ogasearch.crawl.persist import mark_failed, mark_gone, record_sha256, write_page
 from ogasearch.crawl.urls import on_site
 from ogasearch.crawl.walk import walk_listing
-from ogasearch.progress import progress
 from ogasearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,28 +75,20 @@ def crawl(
 def _fetch_pages(
     engine: Engine, settings: Settings, client: PoliteClient, stats: CrawlStats
 ) -> None:
-    """The page loop: claim one due page at a time, crawl it, record the result with it."""
+    """The page loop: claim one due page at a time, crawl it, record the result with it. A
+    page is due at most once per run (its ``checked_at`` is set when it is done), so the loop
+    needs no cursor."""
     run_start = utcnow()
-    query = _due_pages(run_start, run_start - timedelta(days=settings.recheck_days))
-    with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    with progress(total, "pages", unit="page") as bar:
-        while True:
-            row: Row | None = None
-            try:
-                with claim(engine, query, 1, pages) as (conn, rows):
-                    if not rows:
-                        break
-                    row = rows[0]
-                    _crawl_page(conn, row, settings, client, stats)
-            except Exception as exc:  # a bug or a database error on one page: log it, go on
-                if row is None:
-                    raise
-                log.exception("page %s", row.url)
-                with engine.begin() as conn:
-                    mark_failed(conn, row, f"internal error: {exc!r}")
-                stats.failed += 1
-            bar.update(1)
+    due = Pending(_due_pages(run_start, run_start - timedelta(days=settings.recheck_days)), pages)
+
+    def process(conn: Connection, rows: Sequence[Row]) -> None:
+        _crawl_page(conn, rows[0], settings, client, stats)
+
+    def on_error(conn: Connection, row: Row, exc: Exception) -> None:
+        mark_failed(conn, row, f"internal error: {exc!r}")
+        stats.failed += 1
+
+    run(engine, due, process, desc="pages", unit="page", on_error=on_error)
 
 
 def _due_pages(run_start: datetime, recheck_before: datetime) -> Select:

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from ogasearch.catalog.claims import one_at_a_time
 from ogasearch.catalog.db import record_failure, utcnow
+from ogasearch.catalog.locks import one_at_a_time
 from ogasearch.catalog.schema import http_validators, meta
 from ogasearch.crawl.html import to_int
 from ogasearch.crawl.http import FetchError, PoliteClient
