@@ -26,7 +26,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -204,7 +204,7 @@ class ArchiveEntry:
     error: str | None = None
     _reader: _Reader | None = field(default=None, repr=False)
     _head: bytes = field(default=b"", repr=False)
-    _rest: Iterator[bytes] | None = field(default=None, repr=False)
+    _rest: Generator[bytes, None, None] | None = field(default=None, repr=False)
     _status: Literal["unread", "reading", "done"] = field(default="unread", repr=False)
     _eof: bool = field(default=False, repr=False)  # libarchive has no more data for it
 
@@ -298,7 +298,7 @@ class _Reader:
             raise
         return ctypes.string_at(self.buffer, n)
 
-    def blocks(self, entry: ArchiveEntry) -> Iterator[bytes]:
+    def blocks(self, entry: ArchiveEntry) -> Generator[bytes, None, None]:
         """The member's blocks, refusing it once past max_member_bytes."""
         while block := self._block(entry):
             if self.member_bytes > self.limits.max_member_bytes:
@@ -310,7 +310,7 @@ class _Reader:
     def drain(self, entry: ArchiveEntry) -> None:
         """Decode the rest of the member, counting its bytes for the whole-tree limits."""
         if entry._rest is not None:
-            entry._rest.close()  # type: ignore[attr-defined]
+            entry._rest.close()
         try:
             while not entry._eof and self._block(entry):
                 pass
