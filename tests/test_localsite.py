@@ -25,8 +25,8 @@ from PIL import Image
 from protego import Protego
 
 from ogasearch.localsite import Fault, Manifest, RunningSite, Site, build_site, serve_site
+from ogasearch.localsite.kenney import SAMPLE_ROOT
 from ogasearch.localsite.packing import Entry, zip_archive
-from ogasearch.localsite.sample_site import SAMPLE_ROOT
 
 CRAWL_TILES = Path("/usr/share/crawl/dat/tiles")
 
