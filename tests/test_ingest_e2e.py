@@ -97,6 +97,7 @@ def test_update_on_postgresql(tmp_path: Path, site: RunningSite, pg_url: str) ->
     assert_catalog_matches(pg_url, site.manifest())
 
 
+@pytest.mark.slow
 def test_rerun_makes_only_conditional_requests_and_picks_up_new_pages(tmp_path: Path) -> None:
     with serve_site(build_site()) as running:
         run_cli(tmp_path, running.base_url, *update_args())
@@ -146,6 +147,7 @@ def _count(url: str, query: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_point_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None:
     with serve_site(build_site()) as running:
         clean = tmp_path / "clean"
