@@ -80,6 +80,7 @@ def assert_catalog_matches(url: str, manifest: Manifest) -> None:
     assert count_duplicates(url) == {"pages": 0, "files": 0, "members": 0, "images": 0}
 
 
+@pytest.mark.slow  # the CLI end to end; the fast tier crawls in test_crawler
 def test_update_catalogs_everything_the_site_serves(tmp_path: Path, site: RunningSite) -> None:
     run_cli(tmp_path, site.base_url, *update_args())
     assert_catalog_matches(sqlite_url(tmp_path), site.manifest())

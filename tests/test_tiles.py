@@ -728,6 +728,7 @@ def check_kills(tmp_path: Path, kills: list[tuple[str, int]]) -> None:
     killed.engine.dispose()
 
 
+@pytest.mark.slow  # a kill loop
 def test_killed_runs_leave_whole_sheets_and_a_rerun_finishes_the_same(tmp_path: Path) -> None:
     check_kills(tmp_path, [("record", 3), ("write", 2)])
 
