@@ -33,7 +33,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
-SCALE_SOURCE = Path("/usr/share/crawl/dat/tiles")  # Debian's crawl-tiles-data (CC0)
+# The image data sets the benchmarks read (tests/support/datasets.py describes the same ones).
+CRAWL_TILES = Path("/usr/share/crawl/dat/tiles")  # Debian's crawl-tiles-data (CC0)
+
+
+def kenney_images() -> Path:
+    """The Kenney CC0 images the arcade package ships (the ``test`` extra)."""
+    import arcade
+
+    return Path(arcade.__file__).parent / "resources" / "assets" / "images"
 
 
 def load_average() -> str:
@@ -169,7 +177,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env | {"OGASEARCH_PROGRESS": "0", "OGASEARCH_DELAY": "0", **extra}
 
 
-def ingest_local_site(data: Path, pages: int | None, source: Path = SCALE_SOURCE) -> None:
+def ingest_local_site(data: Path, pages: int | None, source: Path = CRAWL_TILES) -> None:
     """``ogasearch update`` of a fresh local OGA copy into ``data``: the sample site when
     ``pages`` is None, else a scale site of that many pages cut from ``source``."""
     from ogasearch.localsite import build_site, serve_site

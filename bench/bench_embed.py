@@ -35,9 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import Report, add_report_arguments
+from _common import CRAWL_TILES, Report, add_report_arguments
 
-TILES = Path("/usr/share/crawl/dat/tiles")
 VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M")
 VGG16_LAYERS += (512, 512, 512, "M")
 TARGET_RATIO = 40.0
@@ -136,7 +135,7 @@ def real_inputs(size: int, count: int) -> np.ndarray:
     from ogasearch.embed.preprocess import canonicalise, prepare_canonical
 
     inputs: list[np.ndarray] = []
-    sheet = TILES / "main.png"
+    sheet = CRAWL_TILES / "main.png"
     if sheet.is_file():
         with Image.open(sheet) as opened:
             atlas = opened.convert("RGBA")
@@ -261,7 +260,7 @@ def preprocessing(count: int) -> list[tuple[str, int, float]]:
     from ogasearch.extract.images import open_image
     from ogasearch.settings import Limits
 
-    sheet_path = TILES / "main.png"
+    sheet_path = CRAWL_TILES / "main.png"
     if not sheet_path.is_file():
         return []
     limits = Limits()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, func, select, text
 
-from _common import SCALE_SOURCE, Report, add_report_arguments, ingest_local_site, own_settings
+from _common import CRAWL_TILES, Report, add_report_arguments, ingest_local_site, own_settings
 from ogasearch.catalog.dialect import is_postgres
 from ogasearch.catalog.schema import embeddings, images
 from ogasearch.settings import load_settings
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="An ingested data folder (default: ingest).")
     parser.add_argument("--catalog", help="Its catalog URL when not DATA/catalog.sqlite.")
     parser.add_argument("--pages", type=int, default=100, help="Local site pages to ingest.")
-    parser.add_argument("--source", type=Path, default=SCALE_SOURCE)
+    parser.add_argument("--source", type=Path, default=CRAWL_TILES)
     add_report_arguments(parser)
     args = parser.parse_args()
     report = Report("Footprint: bytes per image", args)

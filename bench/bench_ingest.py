@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import SCALE_SOURCE, Report, add_report_arguments, clean_env
+from _common import CRAWL_TILES, Report, add_report_arguments, clean_env
 from ogasearch.localsite import build_site, serve_site
 
 TARGET_SECONDS = 180.0
@@ -204,9 +204,7 @@ def profile_table(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=800, help="Pages of the local site.")
-    parser.add_argument(
-        "--source", type=Path, default=SCALE_SOURCE, help="Images to build it from."
-    )
+    parser.add_argument("--source", type=Path, default=CRAWL_TILES, help="Images to build it from.")
     parser.add_argument("--data", type=Path, help="Data folder (default: a new temp folder).")
     parser.add_argument("--keep", action="store_true", help="Keep the temp data folder.")
     parser.add_argument(

@@ -37,7 +37,7 @@ import numpy as np
 from sqlalchemy import create_engine, select
 
 from _common import (
-    SCALE_SOURCE,
+    CRAWL_TILES,
     Report,
     Server,
     add_report_arguments,
@@ -177,7 +177,7 @@ def main() -> None:
         "--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="Vectors."
     )
     parser.add_argument("--pages", type=int, default=100, help="Local site pages ingested.")
-    parser.add_argument("--source", type=Path, default=SCALE_SOURCE)
+    parser.add_argument("--source", type=Path, default=CRAWL_TILES)
     parser.add_argument("--data", type=Path, help="Data folder (default: a temp folder).")
     parser.add_argument("--keep", action="store_true", help="Keep the temp data folder.")
     parser.add_argument("--queries", type=int, default=200, help="Timed queries per size.")

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from _common import CRAWL_TILES, kenney_images
 from ogasearch.embed.extractors import OnnxEfficientNet, PoolingSpec
 from ogasearch.embed.preprocess import (
     IMAGENET_MEAN,
@@ -58,7 +59,6 @@ from ogasearch.search.matching import (
 )
 from ogasearch.tiles.grid import find_tiles
 
-CRAWL = Path("/usr/share/crawl/dat/tiles")
 CRAWL_CUT = ("main", "player", "floor", "feat", "gui")
 CRAWL_WHOLE = ("wall",)
 KENNEY_WHOLE = ("spritesheets/tiles.png",)
@@ -74,12 +74,6 @@ TRANSFORMS = (
     "white_bg",
 )
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def kenney_dir() -> Path:
-    import arcade
-
-    return Path(arcade.__file__).parent / "resources" / "assets" / "images"
 
 
 @dataclass
@@ -129,7 +123,7 @@ def build_corpus(size: int, seed: int) -> list[Item]:
         return item
 
     kenney: list[tuple[Image.Image, str]] = []
-    base = kenney_dir()
+    base = kenney_images()
     for path in sorted(base.rglob("*.png")):
         rel = path.relative_to(base).as_posix()
         folder = path.parent.relative_to(base).as_posix()
@@ -141,7 +135,7 @@ def build_corpus(size: int, seed: int) -> list[Item]:
         kenney.append((img, "kenney/" + folder))
     crawl: list[tuple[Image.Image, str]] = []
     for atlas in CRAWL_CUT:
-        img = _rgba(Image.open(CRAWL / f"{atlas}.png"))
+        img = _rgba(Image.open(CRAWL_TILES / f"{atlas}.png"))
         crawl.extend((c, "crawl/" + atlas) for c in _cells(img))
     rng.shuffle(kenney)
     rng.shuffle(crawl)
@@ -152,7 +146,7 @@ def build_corpus(size: int, seed: int) -> list[Item]:
         if len(items) >= size:
             break
         add(img, cat)
-    sheets = [(_rgba(Image.open(CRAWL / f"{n}.png")), "crawl/" + n) for n in CRAWL_WHOLE]
+    sheets = [(_rgba(Image.open(CRAWL_TILES / f"{n}.png")), "crawl/" + n) for n in CRAWL_WHOLE]
     sheets += [(_rgba(Image.open(base / n)), "kenney/spritesheets") for n in KENNEY_WHOLE]
     for img, cat in sheets:
         sheet = add(img, cat, is_sheet=True)
@@ -365,8 +359,8 @@ class Query:
 
 def make_queries(items: list[Item], per_transform: int, seed: int) -> list[Query]:
     ctx = Context(
-        titles=[Image.open(p).convert("RGB") for p in sorted(CRAWL.glob("title_*.png"))],
-        floors=_cells(_rgba(Image.open(CRAWL / "floor.png"))),
+        titles=[Image.open(p).convert("RGB") for p in sorted(CRAWL_TILES.glob("title_*.png"))],
+        floors=_cells(_rgba(Image.open(CRAWL_TILES / "floor.png"))),
     )
     by_hash: dict[str, set[int]] = defaultdict(set)
     canon_of: dict[int, str] = {}

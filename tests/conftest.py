@@ -1,4 +1,5 @@
-"""Session-wide fixtures: real servers started once for the whole test run."""
+"""Session-wide fixtures: real servers started once for the whole test run, the image data
+sets (support.datasets), and the rule that server and browser tests are ``slow``."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from support.datasets import CRAWL_TILES, KENNEY, SAMPLE
 from support.postgres import PostgresUnavailable, create_database, postgres_server
+
+# Tests that need a server or a browser are slow by nature: ``-m "not slow"`` leaves them out.
+SLOW_MARKERS = ("postgres", "milvus", "browser")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -17,6 +23,31 @@ def pytest_configure(config: pytest.Config) -> None:
     with the CLI subprocesses the tests start. Exports are atomic, so concurrent use is safe."""
     if "OGASEARCH_MODELS" not in os.environ:
         os.environ["OGASEARCH_MODELS"] = tempfile.mkdtemp(prefix="ogasearch-models-")
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def crawl_tiles() -> Path:
+    """Debian's crawl-tiles-data folder (see support.datasets)."""
+    return CRAWL_TILES.require()
+
+
+@pytest.fixture(scope="session")
+def kenney_images() -> Path:
+    """The Kenney images the arcade package ships (see support.datasets)."""
+    return KENNEY.require()
+
+
+@pytest.fixture(scope="session")
+def sample_sprites() -> Path:
+    """The Kenney files bundled with ogasearch's local site (see support.datasets)."""
+    return SAMPLE.require()
 
 
 @pytest.fixture(scope="session")

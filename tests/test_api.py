@@ -19,7 +19,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from ogasearch.localsite.sample_site import sprite_bytes
+from ogasearch.localsite.kenney import sprite_bytes
 from ogasearch.settings import Settings
 from ogasearch.web.app import create_app
 from ogasearch.web.server import running_server

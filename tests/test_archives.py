@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ogasearch.extract.archive_kinds import sniff_archive
 from ogasearch.extract.archives import (
     ArchiveBudget,
     ArchiveCorrupt,
@@ -30,7 +31,6 @@ from ogasearch.extract.archives import (
     LimitExceeded,
     MemberRefused,
     classify,
-    sniff_archive,
     walk_archive,
 )
 from ogasearch.settings import Limits

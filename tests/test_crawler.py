@@ -687,12 +687,11 @@ def test_localsite_crawl_matches_its_manifest(local_oga: Any, engine: Engine) ->
     assert snapshot(engine, frozenset({"pages.checked_at"})) == before
 
 
-def test_localsite_changes_are_followed(local_oga: Any, engine: Engine) -> None:
+def test_localsite_changes_are_followed(local_oga: Any, engine: Engine, crawl_tiles: Path) -> None:
     run_local(engine, local_oga)
     site = local_oga.site
     slugs = [p.slug for p in site.pages()]
-    new_png = Path("/usr/share/crawl/dat/tiles/main.png")
-    data = new_png.read_bytes() if new_png.exists() else slugs[0].encode()
+    data = (crawl_tiles / "main.png").read_bytes()
     site.add_page("Brand new sheet", {"brand new sheet.png": data}, tags=("new",))
     site.change_page(slugs[3], title="Retitled submission")
     site.add_file_to_page(slugs[-1], "extra frames.zip", b"PK\x05\x06" + b"\0" * 18)

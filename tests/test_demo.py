@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 
 from ogasearch.localsite import build_site
 from support.runs import cli_env
+
+pytestmark = pytest.mark.slow  # the whole demo, end to end
 
 
 def _free_port() -> int:

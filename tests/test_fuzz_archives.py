@@ -53,6 +53,8 @@ MEMBERS = [
     ("b.png", png_bytes((30, 30, 200, 255), size=12)),
 ]
 
+pytestmark = pytest.mark.slow  # fuzzing: hundreds of mutated archives
+
 
 def _zip(members: list[tuple[str, bytes]]) -> bytes:
     out = io.BytesIO()

@@ -31,7 +31,7 @@ from ogasearch.catalog.schema import failures, images
 from ogasearch.embed.extractors import DEFAULT_EXTRACTOR, get_extractor
 from ogasearch.embed.stage import embed
 from ogasearch.extract.archives import ArchiveUnsupported, walk_archive
-from ogasearch.localsite.sample_site import sprite_bytes
+from ogasearch.localsite.kenney import sprite_bytes
 from ogasearch.settings import Limits, Settings
 from ogasearch.tiles.stage import cut_tiles
 from test_archives import png_bytes

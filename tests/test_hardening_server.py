@@ -37,7 +37,7 @@ import httpx
 import pytest
 
 from ogasearch.localsite import Person, build_site, serve_site
-from ogasearch.localsite.sample_site import sprite_bytes
+from ogasearch.localsite.kenney import sprite_bytes
 from ogasearch.settings import Settings
 from ogasearch.web.app import create_app
 from ogasearch.web.server import running_server

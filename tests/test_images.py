@@ -27,7 +27,6 @@ from ogasearch.extract.images import (
 from ogasearch.settings import Limits
 
 LIMITS = Limits()
-CRAWL_TILES = Path("/usr/share/crawl/dat/tiles")
 
 
 def encode(im: Image.Image, fmt: str, **params: object) -> bytes:
@@ -257,10 +256,9 @@ def test_rgba_transparency_does_not_turn_black() -> None:
     assert facts.pixel_sha256 == pixel_sha256(im)
 
 
-def test_real_pixel_art_from_debian() -> None:
-    pngs = sorted(CRAWL_TILES.rglob("*.png"))[:20] if CRAWL_TILES.is_dir() else []
-    if not pngs:
-        pytest.skip("crawl-tiles-data is not installed")
+def test_real_pixel_art_from_debian(crawl_tiles: Path) -> None:
+    pngs = sorted(crawl_tiles.rglob("*.png"))[:20]
+    assert len(pngs) == 20
     for path in pngs:
         facts = describe_image(path, LIMITS)
         assert facts.format == "PNG" and facts.width > 0 and facts.height > 0

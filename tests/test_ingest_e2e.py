@@ -80,6 +80,7 @@ def assert_catalog_matches(url: str, manifest: Manifest) -> None:
     assert count_duplicates(url) == {"pages": 0, "files": 0, "members": 0, "images": 0}
 
 
+@pytest.mark.slow  # the CLI end to end; the fast tier crawls in test_crawler
 def test_update_catalogs_everything_the_site_serves(tmp_path: Path, site: RunningSite) -> None:
     run_cli(tmp_path, site.base_url, *update_args())
     assert_catalog_matches(sqlite_url(tmp_path), site.manifest())
@@ -97,6 +98,7 @@ def test_update_on_postgresql(tmp_path: Path, site: RunningSite, pg_url: str) ->
     assert_catalog_matches(pg_url, site.manifest())
 
 
+@pytest.mark.slow
 def test_rerun_makes_only_conditional_requests_and_picks_up_new_pages(tmp_path: Path) -> None:
     with serve_site(build_site()) as running:
         run_cli(tmp_path, running.base_url, *update_args())
@@ -146,6 +148,7 @@ def _count(url: str, query: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_point_then_rerun_equals_uninterrupted_run(tmp_path: Path) -> None:
     with serve_site(build_site()) as running:
         clean = tmp_path / "clean"

@@ -25,10 +25,8 @@ from PIL import Image
 from protego import Protego
 
 from ogasearch.localsite import Fault, Manifest, RunningSite, Site, build_site, serve_site
+from ogasearch.localsite.kenney import SAMPLE_ROOT
 from ogasearch.localsite.packing import Entry, zip_archive
-from ogasearch.localsite.sample_site import SAMPLE_ROOT
-
-CRAWL_TILES = Path("/usr/share/crawl/dat/tiles")
 
 
 @pytest.fixture(scope="module")
@@ -576,10 +574,9 @@ def test_scale_site_from_external_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not CRAWL_TILES.is_dir(), reason="crawl-tiles-data not installed")
-def test_scale_site_from_dungeon_crawl_tiles() -> None:
+def test_scale_site_from_dungeon_crawl_tiles(crawl_tiles: Path) -> None:
     started = time.monotonic()
-    site = build_site(scale_source=CRAWL_TILES, pages=800)
+    site = build_site(scale_source=crawl_tiles, pages=800)
     elapsed = time.monotonic() - started
     truth = site.manifest("http://127.0.0.1:9")
     assert len(truth.images) >= 4800

@@ -608,6 +608,7 @@ def _mutated(draw: st.DrawFn, base: str) -> str:
     return text
 
 
+@pytest.mark.slow  # 200 fuzzed documents
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.one_of(

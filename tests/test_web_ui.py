@@ -22,7 +22,7 @@ from markupsafe import escape
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from ogasearch.localsite.sample_site import sprite_bytes
+from ogasearch.localsite.kenney import sprite_bytes
 from ogasearch.web.app import create_app
 from ogasearch.web.server import running_server
 from ogasearch.web.views import fit, licence_class, safe_link

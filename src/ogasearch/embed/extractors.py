@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -166,7 +167,4 @@ def get_extractor(
 
 for _variant in ("lite0", "lite1", "lite2"):
     for _size in (96, 128, 160, 224):
-        register(
-            f"effnet-{_variant}-{_size}",
-            lambda d, v=_variant, s=_size: OnnxEfficientNet(v, s, models_dir=d),
-        )
+        register(f"effnet-{_variant}-{_size}", partial(OnnxEfficientNet, _variant, _size))

@@ -32,7 +32,6 @@ SAMPLE = 8
 MAX_PER_IMAGE = 64
 COMMON = 100  # a fingerprint held by more images than this is too common to vote
 MAX_PIXELS = 1 << 20  # larger pictures are not fingerprinted (a 1x scene beyond this: none)
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _ROW_MUL = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
     dtype=np.uint64,
@@ -75,13 +74,14 @@ def patches(rgba: np.ndarray) -> Patches:
     if h < PATCH or w < PATCH or h * w > MAX_PIXELS:
         return Patches(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))
     packed = _packed(rgba)
-    with np.errstate(over="ignore"):
-        rows = sum(
-            _mix(packed[:, j : w - PATCH + 1 + j] + np.uint64(j + 1)) * _ROW_MUL[j]
-            for j in range(PATCH)
-        )
-        grid = sum(_mix(rows[i : h - PATCH + 1 + i] ^ _COL_MUL[i]) for i in range(PATCH))
-        hashes = _mix(grid & _MASK64)
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps
+        rows = np.zeros((h, w - PATCH + 1), np.uint64)
+        for j in range(PATCH):
+            rows += _mix(packed[:, j : w - PATCH + 1 + j] + np.uint64(j + 1)) * _ROW_MUL[j]
+        grid = np.zeros((h - PATCH + 1, w - PATCH + 1), np.uint64)
+        for i in range(PATCH):
+            grid += _mix(rows[i : h - PATCH + 1 + i] ^ _COL_MUL[i])
+        hashes = _mix(grid)
     keep = (hashes >> np.uint64(40)) % np.uint64(SAMPLE) == 0
     opaque = sliding_window_view(rgba[..., 3] == 255, (PATCH, PATCH)).all(axis=(2, 3))
     keep &= opaque

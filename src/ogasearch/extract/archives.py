@@ -26,31 +26,25 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import BinaryIO, Literal
 
 from libarchive import ffi
 from libarchive.entry import ArchiveEntry as _LibEntry
 from libarchive.exception import ArchiveError as _LibArchiveError
 
-from ogasearch.extract.images import is_image_name, is_supported_image
+from ogasearch.extract.archive_kinds import Kind, classify, is_junk, sniff_archive
 from ogasearch.settings import Limits
 
-Kind = Literal["image", "archive", "other"]
 State = Literal["ok", "refused", "failed"]
 
 FORMATS = ("zip", "7zip", "rar", "rar5", "tar")
 FILTERS = ("gzip", "bzip2", "xz", "lzma", "zstd", "compress")
-ARCHIVE_EXTENSIONS = frozenset(
-    {".zip", ".7z", ".rar", ".tar", ".tgz", ".tbz", ".tbz2", ".txz", ".gz", ".bz2", ".xz", ".zst"}
-)
 HEAD_BYTES = 512  # tar's magic sits at offset 257
 _BLOCK = 1 << 16
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".z", ".lzma")
-_JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
 
 # The raw C functions, without libarchive-c's errcheck: we need the return codes themselves.
 _lib = ffi.libarchive
@@ -141,57 +135,6 @@ class ArchiveBudget:
         raise self.exceeded
 
 
-def sniff_archive(head: bytes) -> str | None:
-    """The archive or compression format ``head`` starts, or None."""
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
-        return "zip"
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "7z"
-    if head.startswith(b"Rar!\x1a\x07"):
-        return "rar"
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh") and head[3:4].isdigit():
-        return "bzip2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    if head.startswith(b"\x1f\x9d"):
-        return "compress"
-    if head[257:262] == b"ustar":
-        return "tar"
-    return None
-
-
-def is_archive_name(name: str) -> bool:
-    return PurePosixPath(name.lower()).suffix in ARCHIVE_EXTENSIONS
-
-
-def classify(head: bytes, name: str) -> Kind:
-    """What to try on a file: its magic bytes first, then its name's extension.
-
-    A supported image or an archive by content is that; otherwise a name that promises one
-    (``x.png``, ``x.zip``) is still tried, so that a broken file is recorded as broken.
-    """
-    if is_supported_image(head):
-        return "image"
-    if sniff_archive(head) is not None:
-        return "archive"
-    if is_image_name(name):
-        return "image"
-    if is_archive_name(name):
-        return "archive"
-    return "other"
-
-
-def is_junk(path: str) -> bool:
-    """macOS resource forks and folder metadata: never art."""
-    parts = path.split("/")
-    base = parts[-1].lower()
-    return "__MACOSX" in parts[:-1] or base in _JUNK_NAMES or base.startswith("._")
-
-
 @dataclass(eq=False)
 class ArchiveEntry:
     """One member. Its content can be read until the walk moves on to the next entry."""
@@ -204,7 +147,7 @@ class ArchiveEntry:
     error: str | None = None
     _reader: _Reader | None = field(default=None, repr=False)
     _head: bytes = field(default=b"", repr=False)
-    _rest: Iterator[bytes] | None = field(default=None, repr=False)
+    _rest: Generator[bytes, None, None] | None = field(default=None, repr=False)
     _status: Literal["unread", "reading", "done"] = field(default="unread", repr=False)
     _eof: bool = field(default=False, repr=False)  # libarchive has no more data for it
 
@@ -298,7 +241,7 @@ class _Reader:
             raise
         return ctypes.string_at(self.buffer, n)
 
-    def blocks(self, entry: ArchiveEntry) -> Iterator[bytes]:
+    def blocks(self, entry: ArchiveEntry) -> Generator[bytes, None, None]:
         """The member's blocks, refusing it once past max_member_bytes."""
         while block := self._block(entry):
             if self.member_bytes > self.limits.max_member_bytes:
@@ -310,7 +253,7 @@ class _Reader:
     def drain(self, entry: ArchiveEntry) -> None:
         """Decode the rest of the member, counting its bytes for the whole-tree limits."""
         if entry._rest is not None:
-            entry._rest.close()  # type: ignore[attr-defined]
+            entry._rest.close()
         try:
             while not entry._eof and self._block(entry):
                 pass

@@ -38,6 +38,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -357,13 +358,13 @@ class HnswIndex(VectorIndex):
         files = {name: f"{name}.{generation}.bin" for name in PARTS}
         files["labels"] = f"labels.{generation}.npz"
         for name in PARTS:
-            graph = self._parts[name].graph
-            _atomic_write(self.folder / files[name], lambda tmp, g=graph: g.save_index(str(tmp)))
+            _atomic_write(self.folder / files[name], partial(_save_graph, self._parts[name].graph))
 
         def write_labels(tmp: Path) -> None:
             with tmp.open("wb") as fh:
                 np.savez(
                     fh,
+                    allow_pickle=False,
                     **{
                         name: np.sort(np.fromiter(part.live, dtype=np.int64))
                         for name, part in self._parts.items()
@@ -406,6 +407,10 @@ class HnswIndex(VectorIndex):
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _save_graph(graph: hnswlib.Index, path: Path) -> None:
+    graph.save_index(str(path))
 
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from io import BytesIO
 from typing import TYPE_CHECKING, Any, Literal
@@ -209,53 +209,48 @@ def _file_truth(
 ) -> tuple[FileRecord, list[MemberRecord], list[ImageRecord]]:
     url = file_url(base_url, link.name)
     stored = site.file(link.name)
-    common = {
-        "page_slug": page.slug,
-        "url": url,
-        "name": link.name,
-        "link_text": link.text,
-        "kind": kind,
-        "position": position,
-        "fid": link.fid,
-    }
+    gone = FileRecord(
+        page_slug=page.slug,
+        url=url,
+        name=link.name,
+        link_text=link.text,
+        kind=kind,
+        position=position,
+        fid=link.fid,
+        declared_size=link.declared_size or 0,
+        size=None,
+        sha256=None,
+        content_type=None,
+        expected_state="gone",
+        reason="404 Not Found",
+    )
     if stored is None:
-        declared = link.declared_size or 0
-        return (
-            FileRecord(
-                **common,
-                declared_size=declared,
-                size=None,
-                sha256=None,
-                content_type=None,
-                expected_state="gone",
-                reason="404 Not Found",
-            ),
-            [],
-            [],
-        )
-    record = {
-        **common,
-        "declared_size": len(stored.data),
-        "size": len(stored.data),
-        "sha256": stored.sha256,
-        "content_type": stored.content_type,
-    }
+        return gone, [], []
+    record = replace(
+        gone,
+        declared_size=len(stored.data),
+        size=len(stored.data),
+        sha256=stored.sha256,
+        content_type=stored.content_type,
+        expected_state="done",
+        reason=None,
+    )
     category = classify(link.name)
     if category == "image":
         described = describe_image(stored.data)
         if isinstance(described, str):
-            return FileRecord(**record, expected_state="failed", reason=described), [], []
+            return replace(record, expected_state="failed", reason=described), [], []
         width, height, frames, fmt = described
         image = ImageRecord(url, "", stored.sha256, width, height, frames, fmt)
-        return FileRecord(**record, expected_state="done"), [], [image]
+        return record, [], [image]
     if category == "archive":
         try:
             found_members, found_images = walk_archive(stored.data, url)
         except libarchive.exception.ArchiveError as error:
             reason = _archive_error(error)
-            return FileRecord(**record, expected_state="failed", reason=reason), [], []
-        return FileRecord(**record, expected_state="done"), found_members, found_images
-    return FileRecord(**record, expected_state="done"), [], []
+            return replace(record, expected_state="failed", reason=reason), [], []
+        return record, found_members, found_images
+    return record, [], []
 
 
 def classify(path: str) -> MemberKind:

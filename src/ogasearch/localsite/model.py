@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -151,6 +151,29 @@ class SitePage:
     @property
     def submitted_by(self) -> Person:
         return self.submitter or self.author
+
+
+class PageChanges(TypedDict, total=False):
+    """The ``SitePage`` fields an edit may change (not slug, node_id, or ``changed``)."""
+
+    title: str
+    author: Person
+    post_date: datetime
+    licences: tuple[str, ...]
+    submitter: Person | None
+    collaborators: tuple[Person, ...]
+    art_type: int
+    tags: tuple[str, ...]
+    description: str
+    attribution: str | None
+    attribution_field: AttributionField
+    favorites: int | None
+    collections: tuple[tuple[str, str], ...]
+    preview: FileLink | None
+    files: tuple[FileLink, ...]
+    files_unavailable: bool
+    comments: tuple[Comment, ...]
+    markup: Markup
 
 
 @dataclass(frozen=True)
@@ -340,15 +363,15 @@ class Site:
             self._revision += 1
             return page
 
-    def change_page(self, slug: str, **changes: object) -> SitePage:
+    def change_page(self, slug: str, **changes: Unpack[PageChanges]) -> SitePage:
         """Edit a page's fields (any ``SitePage`` field but slug and node_id); bumps ``changed``."""
         if {"slug", "node_id"} & changes.keys():
             raise ValueError("slug and node_id cannot change")
         with self._lock:
             page = self._require(slug)
             if "licences" in changes:
-                changes["licences"] = _known_licences(changes["licences"])  # type: ignore[arg-type]
-            updated = dataclasses.replace(page, **changes)  # type: ignore[arg-type]
+                changes["licences"] = _known_licences(changes["licences"])
+            updated = dataclasses.replace(page, **changes)
             updated = dataclasses.replace(updated, changed=self._touch(page.last_modified))
             self._pages[slug] = updated
             self._revision += 1

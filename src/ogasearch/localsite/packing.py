@@ -77,7 +77,9 @@ def single_gif(image: Image.Image) -> bytes:
 def _gif_frame(image: Image.Image) -> Image.Image:
     """Palette frame with index 255 transparent where the source alpha is low."""
     rgba = image.convert("RGBA")
-    frame = rgba.convert("RGB").quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=0)
+    frame = rgba.convert("RGB").quantize(
+        colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )
     mask = rgba.getchannel("A").point(lambda a: 255 if a < 128 else 0)
     frame.paste(255, mask=mask)
     frame.info["transparency"] = 255

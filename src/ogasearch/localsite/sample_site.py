@@ -10,137 +10,32 @@ deterministically from the sample files, so two builds are byte-identical.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from functools import cache
-from importlib import resources
-from io import BytesIO
-
-from PIL import Image
+from datetime import timedelta
 
 from ogasearch.localsite import imaging, packing
-from ogasearch.localsite.model import (
-    Comment,
-    FileLink,
-    Person,
-    Site,
-    SitePage,
-    StoredFile,
-    content_type_for,
+from ogasearch.localsite.builder import SiteBuilder, at
+from ogasearch.localsite.kenney import (
+    ADVENTURER,
+    ADVENTURER_ALL,
+    ALIEN,
+    ITEMS,
+    PLATFORMER_SINGLES,
+    WALK,
+    entries,
+    kenney_licence,
+    preview,
+    sprite,
+    sprite_bytes,
 )
+from ogasearch.localsite.model import Comment, Person, Site, SitePage
 from ogasearch.localsite.packing import Entry
-
-SAMPLE_ROOT = resources.files("ogasearch.localsite") / "sample"
-
-
-@cache
-def sprite_bytes(path: str) -> bytes:
-    """A committed Kenney file, by its path under ``sample/kenney/``."""
-    return (SAMPLE_ROOT / "kenney" / path).read_bytes()
-
-
-def sprite(path: str) -> Image.Image:
-    image = Image.open(BytesIO(sprite_bytes(path)))
-    image.load()
-    return image
-
-
-def kenney_licence() -> bytes:
-    return sprite_bytes("License.txt")
-
-
-class SiteBuilder:
-    """Collects stored files and pages; hands out file ids in order."""
-
-    def __init__(self, first_fid: int = 5001) -> None:
-        self.files: dict[str, StoredFile] = {}
-        self.pages: list[SitePage] = []
-        self._fid = first_fid
-
-    def file(
-        self,
-        name: str,
-        data: bytes,
-        when: datetime,
-        *,
-        link_text: str | None = None,
-    ) -> FileLink:
-        if name in self.files:
-            raise ValueError(f"file {name!r} stored twice")
-        self.files[name] = StoredFile(name, data, content_type_for(name), when)
-        return self._link(name, link_text, declared_size=None, seed=data)
-
-    def missing(self, name: str, declared_size: int) -> FileLink:
-        """A link to a file the site no longer has (answers 404)."""
-        return self._link(name, None, declared_size=declared_size, seed=name.encode())
-
-    def _link(
-        self, name: str, link_text: str | None, declared_size: int | None, seed: bytes
-    ) -> FileLink:
-        fid = self._fid
-        self._fid += 1
-        downloads = int(hashlib.sha256(seed).hexdigest()[:6], 16) % 900 + 3
-        return FileLink(name, fid, link_text, downloads, declared_size)
-
-    def build(self, name: str) -> Site:
-        return Site(self.pages, self.files.values(), name=name)
-
-
-def _at(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=UTC)
-
-
-def _png(path: str) -> bytes:
-    return sprite_bytes(path)
-
-
-def _entries(folder: str, paths: Sequence[str]) -> list[Entry]:
-    """Sprites as archive entries under ``folder/``, keeping their file names."""
-    return [Entry(f"{folder}/{path.rsplit('/', 1)[-1]}", _png(path)) for path in paths]
-
-
-def _preview(paths: Sequence[str], columns: int, factor: int = 1) -> bytes:
-    images = [imaging.upscale(sprite(p), factor) if factor > 1 else sprite(p) for p in paths]
-    return packing.png(
-        imaging.montage(images, columns, spacing=4, margin=4, background=(40, 44, 52, 255))
-    )
-
-
-def _broken_png(path: str) -> bytes:
-    data = _png(path)
-    return packing.truncated(data, len(data) * 3 // 5)
-
-
-ADVENTURER = "animated_characters/female_adventurer/femaleAdventurer_"
-WALK = [f"{ADVENTURER}walk{i}.png" for i in range(8)]
-ADVENTURER_ALL = [
-    f"{ADVENTURER}{pose}.png"
-    for pose in ("climb0", "climb1", "fall", "idle", "jump", *(f"walk{i}" for i in range(8)))
-]
-ALIEN = [
-    f"alien/alienBlue_{pose}.png"
-    for pose in ("climb1", "climb2", "fall", "front", "jump", "walk1", "walk2")
-]
-PLATFORMER_SINGLES = [
-    f"tiles/{t}.png"
-    for t in ("grass", "grassMid", "grassLeft", "grassRight", "dirt", "boxCrate", "water", "bush")
-]
-ITEMS = [
-    f"items/{i}.png"
-    for i in (
-        "coinGold",
-        "coinSilver",
-        "coinBronze",
-        "gemBlue",
-        "gemGreen",
-        "gemRed",
-        "gemYellow",
-        "keyBlue",
-        "keyRed",
-        "star",
-    )
-]
+from ogasearch.localsite.sample_faults import (
+    corrupt_files_page,
+    hostile_archive_page,
+    missing_file_page,
+    odd_markup_page,
+    withdrawn_files_page,
+)
 
 
 def build_sample_site() -> Site:
@@ -149,7 +44,7 @@ def build_sample_site() -> Site:
     oga = Person.user
 
     # 1. An old page: BMP files, plain-text author, older attribution field, two GPL licences.
-    when = _at(2009, 3, 14, 18, 22)
+    when = at(2009, 3, 14, 18, 22)
     b.pages.append(
         SitePage(
             slug="bitmap-keys-and-star",
@@ -167,7 +62,7 @@ def build_sample_site() -> Site:
             attribution='Please credit "Old Bitmap Guy" and link back to this page.',
             attribution_field="art-attribution",
             favorites=3,
-            preview=b.file("bitmap_keys_preview.png", _preview(ITEMS[7:], 2, factor=1), when),
+            preview=b.file("bitmap_keys_preview.png", preview(ITEMS[7:], 2, factor=1), when),
             files=(
                 b.file("key_blue.bmp", packing.bmp(sprite("items/keyBlue.png")), when),
                 b.file("star.bmp", packing.bmp(sprite("items/star.png")), when),
@@ -176,9 +71,9 @@ def build_sample_site() -> Site:
     )
 
     # 2. Kenney's own tile sheet plus a zip of singles (top folder, __MACOSX junk, licence).
-    when = _at(2010, 7, 2, 9, 41)
+    when = at(2010, 7, 2, 9, 41)
     singles = [
-        *_entries("Platformer Singles", PLATFORMER_SINGLES),
+        *entries("Platformer Singles", PLATFORMER_SINGLES),
         Entry("Platformer Singles/License.txt", kenney_licence()),
         Entry("__MACOSX/Platformer Singles/._grass.png", packing.apple_double()),
         Entry("__MACOSX/Platformer Singles/._water.png", packing.apple_double()),
@@ -203,7 +98,7 @@ def build_sample_site() -> Site:
             collections=(("kenneys-assets", "Kenney's Assets"), ("platformer", "Platformer")),
             preview=b.file("platformer_tiles_preview.png", packing.png(sheet_preview), when),
             files=(
-                b.file("platformer_tiles.png", _png("spritesheets/tiles.png"), when),
+                b.file("platformer_tiles.png", sprite_bytes("spritesheets/tiles.png"), when),
                 b.file("platformer-singles.zip", packing.zip_archive(singles, when), when),
             ),
             comments=(
@@ -220,7 +115,7 @@ def build_sample_site() -> Site:
     )
 
     # 3. External author (link to their site) submitted by another user; a 7z of all poses.
-    when = _at(2011, 11, 6, 13, 8)
+    when = at(2011, 11, 6, 13, 8)
     b.pages.append(
         SitePage(
             slug="alien-blue-player-character",
@@ -241,13 +136,13 @@ def build_sample_site() -> Site:
                 when,
             ),
             files=(
-                b.file("alienBlue_front.png", _png("alien/alienBlue_front.png"), when),
-                b.file("alienBlue_jump.png", _png("alien/alienBlue_jump.png"), when),
+                b.file("alienBlue_front.png", sprite_bytes("alien/alienBlue_front.png"), when),
+                b.file("alienBlue_jump.png", sprite_bytes("alien/alienBlue_jump.png"), when),
                 b.file(
                     "alien_blue.7z",
                     packing.sevenzip_archive(
                         [
-                            *_entries("alien_blue", ALIEN),
+                            *entries("alien_blue", ALIEN),
                             Entry("alien_blue/readme.txt", b"Alien Blue by Kenney.nl (CC0)\n"),
                         ],
                         when,
@@ -259,11 +154,11 @@ def build_sample_site() -> Site:
     )
 
     # 4. Animation: animated GIF (and GIF preview), a strip sheet, a tar.gz; collaborators.
-    when = _at(2012, 5, 19, 21, 15)
+    when = at(2012, 5, 19, 21, 15)
     walk_frames = [sprite(p) for p in WALK]
     frames_tar = packing.tar_gz_archive(
         [
-            *_entries("female_adventurer", ADVENTURER_ALL),
+            *entries("female_adventurer", ADVENTURER_ALL),
             Entry("female_adventurer/CREDITS.txt", b"Art: pixelwren\nAnimation: mossfang\n"),
         ],
         when,
@@ -297,23 +192,23 @@ def build_sample_site() -> Site:
                     packing.png(imaging.montage(walk_frames, 8)),
                     when,
                 ),
-                b.file("adventurer_idle.png", _png(f"{ADVENTURER}idle.png"), when),
+                b.file("adventurer_idle.png", sprite_bytes(f"{ADVENTURER}idle.png"), when),
                 b.file("adventurer-frames.tar.gz", frames_tar, when),
             ),
         )
     )
 
     # 5. Link text differs from the URL name; zip with credits, __MACOSX and a zip inside.
-    when = _at(2013, 2, 11, 16, 30)
+    when = at(2013, 2, 11, 16, 30)
     enemy_paths = [
         f"enemies/{n}.png" for n in ("bee", "fly", "frog", "frog_move", "ladybug", "mouse")
     ]
     slimes = packing.zip_archive(
-        _entries("slimes", [f"enemies/slime{c}.png" for c in ("Blue", "Green", "Purple")]), when
+        entries("slimes", [f"enemies/slime{c}.png" for c in ("Blue", "Green", "Purple")]), when
     )
     gfx = packing.zip_archive(
         [
-            *_entries("enemies", enemy_paths),
+            *entries("enemies", enemy_paths),
             Entry("enemies/credits.txt", b"Enemy sprites by RetroBard. OGA-BY 3.0.\n"),
             Entry("enemies/extra/slimes.zip", slimes),
             Entry("__MACOSX/enemies/._bee.png", packing.apple_double()),
@@ -332,13 +227,13 @@ def build_sample_site() -> Site:
             description="Bees, flies, frogs, ladybugs, mice and slimes for your platformer.",
             attribution="RetroBard (https://opengameart.org/users/retrobard)",
             favorites=31,
-            preview=b.file("enemy_sprites_preview.png", _preview(enemy_paths, 3), when),
+            preview=b.file("enemy_sprites_preview.png", preview(enemy_paths, 3), when),
             files=(b.file("gfx_3.zip", gfx, when, link_text="gfx.zip"),),
         )
     )
 
     # 6. Same title (slug gets "-0"): recoloured variants of two sprites from page 5.
-    when = _at(2013, 9, 3, 10, 2)
+    when = at(2013, 9, 3, 10, 2)
     red_bee = imaging.rotate_channels(sprite("enemies/bee.png"))
     red_fly = imaging.rotate_channels(sprite("enemies/fly.png"))
     b.pages.append(
@@ -366,10 +261,10 @@ def build_sample_site() -> Site:
     )
 
     # 7. Zip with a 7z inside.
-    when = _at(2014, 11, 6, 13, 8)
+    when = at(2014, 11, 6, 13, 8)
     tank_paths = [f"topdown_tanks/tank_{c}.png" for c in ("blue", "red", "green", "dark", "sand")]
     terrain = packing.sevenzip_archive(
-        _entries(
+        entries(
             "terrain",
             [f"topdown_tanks/{t}.png" for t in ("tileGrass1", "tileSand1", "treeGreen_large")],
         ),
@@ -386,12 +281,12 @@ def build_sample_site() -> Site:
             tags=("tanks", "top-down", "military", "vehicles"),
             description="Five tanks seen from above, with terrain tiles.",
             favorites=56,
-            preview=b.file("tanks_preview.png", _preview(tank_paths, 5, factor=2), when),
+            preview=b.file("tanks_preview.png", preview(tank_paths, 5, factor=2), when),
             files=(
                 b.file(
                     "tanks.zip",
                     packing.zip_archive(
-                        [*_entries("tanks", tank_paths), Entry("tanks/terrain.7z", terrain)], when
+                        [*entries("tanks", tank_paths), Entry("tanks/terrain.7z", terrain)], when
                     ),
                     when,
                 ),
@@ -400,7 +295,7 @@ def build_sample_site() -> Site:
     )
 
     # 8. Awkward file names, a JPEG, a padded sprite sheet, three licences.
-    when = _at(2015, 6, 21, 19, 45)
+    when = at(2015, 6, 21, 19, 45)
     gems_on_wood = imaging.on_background(
         imaging.montage([sprite(p) for p in ITEMS[:7]], 4, spacing=8, margin=8), (133, 94, 66)
     )
@@ -418,9 +313,9 @@ def build_sample_site() -> Site:
             favorites=18,
             preview=b.file("treasure_preview.jpg", packing.jpeg(gems_on_wood, 85), when),
             files=(
-                b.file("Coin gold (100% shiny)!.png", _png("items/coinGold.png"), when),
-                b.file("gem's #2.png", _png("items/gemRed.png"), when),
-                b.file("Schätze_宝石.png", _png("items/gemBlue.png"), when),
+                b.file("Coin gold (100% shiny)!.png", sprite_bytes("items/coinGold.png"), when),
+                b.file("gem's #2.png", sprite_bytes("items/gemRed.png"), when),
+                b.file("Schätze_宝石.png", sprite_bytes("items/gemBlue.png"), when),
                 b.file("items on wood.jpg", packing.jpeg(gems_on_wood, 92), when),
                 b.file(
                     "items_sheet.png",
@@ -434,7 +329,7 @@ def build_sample_site() -> Site:
     )
 
     # 9. Author is an OGA user, submitted by someone else; zip with Thumbs.db and __MACOSX.
-    when = _at(2016, 1, 30, 8, 12)
+    when = at(2016, 1, 30, 8, 12)
     ships = [f"space_shooter/playerShip1_{c}.png" for c in ("blue", "green", "orange")]
     space = [
         f"space_shooter/{n}.png"
@@ -453,14 +348,14 @@ def build_sample_site() -> Site:
             description="Player ships in three colours, lasers and meteors.",
             attribution="Kenney (www.kenney.nl)",
             favorites=75,
-            preview=b.file("space_preview.png", _preview([*ships, *space[2:]], 3), when),
+            preview=b.file("space_preview.png", preview([*ships, *space[2:]], 3), when),
             files=(
-                *(b.file(p.rsplit("/", 1)[1], _png(p), when) for p in ships),
+                *(b.file(p.rsplit("/", 1)[1], sprite_bytes(p), when) for p in ships),
                 b.file(
                     "lasers-and-meteors.zip",
                     packing.zip_archive(
                         [
-                            *_entries("space", space),
+                            *entries("space", space),
                             Entry(
                                 "space/Thumbs.db", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(56)
                             ),
@@ -475,7 +370,7 @@ def build_sample_site() -> Site:
     )
 
     # 10. Bitmap font sheets.
-    when = _at(2016, 8, 14, 22, 5)
+    when = at(2016, 8, 14, 22, 5)
     font = sprite("spritesheets/codepage_437.png")
     b.pages.append(
         SitePage(
@@ -494,93 +389,20 @@ def build_sample_site() -> Site:
                 when,
             ),
             files=(
-                b.file("codepage_437.png", _png("spritesheets/codepage_437.png"), when),
-                b.file("number_sheet.png", _png("spritesheets/number_sheet.png"), when),
+                b.file("codepage_437.png", sprite_bytes("spritesheets/codepage_437.png"), when),
+                b.file("number_sheet.png", sprite_bytes("spritesheets/number_sheet.png"), when),
             ),
         )
     )
 
-    # 11. A corrupt archive and an undecodable image next to a good file.
-    when = _at(2017, 4, 2, 14, 50)
-    good_zip = packing.zip_archive(
-        _entries("dungeon", [f"tiles/{t}.png" for t in ("brickBrown", "lava")]), when
-    )
-    b.pages.append(
-        SitePage(
-            slug="dungeon-tiles",
-            node_id=71020,
-            title="Dungeon tiles",
-            author=oga("cavernous"),
-            post_date=when,
-            licences=("CC-BY-SA 3.0",),
-            tags=("dungeon", "tiles"),
-            description="My upload seems to have failed half-way, will fix later.",
-            favorites=1,
-            preview=b.file(
-                "dungeon_preview.png",
-                packing.png(imaging.upscale(sprite("tiles/torch1.png"), 2)),
-                when,
-            ),
-            files=(
-                b.file("dungeon_tiles.zip", packing.truncated(good_zip, 40), when),
-                b.file("floor_broken.png", _broken_png("tiles/brickBrown.png"), when),
-                b.file("dungeon_torch.png", _png("tiles/torch1.png"), when),
-            ),
-        )
-    )
+    b.pages.append(corrupt_files_page(b))  # 11.
 
-    # 12. A file link that answers 404.
-    when = _at(2018, 10, 10, 11, 11)
-    b.pages.append(
-        SitePage(
-            slug="old-sprites-archive",
-            node_id=83311,
-            title="Old sprites archive",
-            author=oga("archivist"),
-            post_date=when,
-            licences=("OGA-BY 3.0", "CC-BY 3.0"),
-            tags=("archive", "signs"),
-            description="Mirror of an old sprite archive; the big zip went missing in a move.",
-            attribution="Various, see the zip.",
-            favorites=0,
-            preview=b.file("old_sprites_preview.png", _preview(["tiles/signExit.png"], 1), when),
-            files=(
-                b.missing("old_sprites.zip", 1_734_112),
-                b.file("sign_exit.png", _png("tiles/signExit.png"), when),
-            ),
-        )
-    )
+    b.pages.append(missing_file_page(b))  # 12.
 
-    # 13. A hostile archive: path traversal, a symlink, a broken image among good ones.
-    when = _at(2019, 3, 3, 17, 30)
-    cave = packing.zip_archive(
-        [
-            Entry("cave/brick.png", _png("tiles/brickBrown.png")),
-            Entry("cave/lava.png", _png("tiles/lava.png")),
-            Entry("cave/broken.png", _broken_png("tiles/lava.png")),
-            Entry("cave/notes.txt", b"Tiles for the cave level.\n"),
-            Entry("cave/latest", symlink_to="/etc/passwd"),
-            Entry("../../escape.png", _png("tiles/brickBrown.png")),
-        ],
-        when,
-    )
-    b.pages.append(
-        SitePage(
-            slug="cave-tileset-needs-review",
-            node_id=90120,
-            title="Cave tileset (needs review)",
-            author=oga("unknown_uploader"),
-            post_date=when,
-            licences=("CC0",),
-            tags=("cave", "tiles"),
-            description="Cave tiles.",
-            favorites=0,
-            files=(b.file("cave_tiles.zip", cave, when),),
-        )
-    )
+    b.pages.append(hostile_archive_page(b))  # 13.
 
     # 14. An exact re-upload of page 4's idle frame under another name, licence and author.
-    when = _at(2020, 5, 5, 5, 5)
+    when = at(2020, 5, 5, 5, 5)
     b.pages.append(
         SitePage(
             slug="hero-sprite",
@@ -593,41 +415,17 @@ def build_sample_site() -> Site:
             description="My hero sprite, free to use!",
             attribution="copycat_carl",
             favorites=2,
-            files=(b.file("hero.png", _png(f"{ADVENTURER}idle.png"), when),),
+            files=(b.file("hero.png", sprite_bytes(f"{ADVENTURER}idle.png"), when),),
         )
     )
 
-    # 15. Odd markup: single quotes, extra whitespace, unclosed tags, missing optional fields.
-    when = _at(2021, 9, 17, 12, 0)
-    critters = imaging.upscale(
-        imaging.montage([sprite("enemies/frog.png"), sprite("enemies/ladybug.png")], 2), 2
-    )
-    b.pages.append(
-        SitePage(
-            slug="critters-bugs-wip",
-            node_id=105432,
-            title="\n   Critters   & bugs <WIP>  \n",
-            author=oga("mossfang"),
-            post_date=when,
-            licences=("CC0",),
-            description=(
-                "Work in progress.\n\nThe big image is the frog and the ladybug at 2x, "
-                "the worm is new."
-            ),
-            favorites=None,
-            markup="odd",
-            files=(
-                b.file("wormGreen.png", _png("enemies/wormGreen.png"), when),
-                b.file("critters_2x.png", packing.png(critters), when),
-            ),
-        )
-    )
+    b.pages.append(odd_markup_page(b))  # 15.
 
     # 16. An archive name with spaces; submitted on someone's behalf with a collaborator.
-    when = _at(2022, 12, 1, 9, 30)
+    when = at(2022, 12, 1, 9, 30)
     pack = packing.zip_archive(
         [
-            *_entries("Items Pack v2", [ITEMS[i] for i in (1, 2, 4, 6, 8)]),
+            *entries("Items Pack v2", [ITEMS[i] for i in (1, 2, 4, 6, 8)]),
             Entry("Items Pack v2/readme.txt", "Items Pack v2 — by tileknight\n".encode()),
         ],
         when,
@@ -647,31 +445,12 @@ def build_sample_site() -> Site:
             attribution="tileknight and goldleaf",
             favorites=9,
             preview=b.file(
-                "items_pack_preview.png", _preview([ITEMS[i] for i in (1, 2, 4, 6, 8)], 5), when
+                "items_pack_preview.png", preview([ITEMS[i] for i in (1, 2, 4, 6, 8)], 5), when
             ),
             files=(b.file("Items Pack v2.zip", pack, when),),
         )
     )
 
-    # 17. Files withdrawn for licensing reasons: only the preview remains.
-    when = _at(2023, 6, 6, 6, 6)
-    b.pages.append(
-        SitePage(
-            slug="mega-character-pack",
-            node_id=118765,
-            title="Mega character pack",
-            author=oga("bulkuploader"),
-            post_date=when,
-            licences=("CC-BY-SA 3.0",),
-            tags=("characters", "pack"),
-            description="Hundreds of characters collected from around the web.",
-            favorites=14,
-            preview=b.file(
-                "mega_pack_preview.png",
-                packing.png(imaging.upscale(sprite("alien/alienBlue_walk1.png"), 2)),
-                when,
-            ),
-            files_unavailable=True,
-        )
-    )
+    b.pages.append(withdrawn_files_page(b))  # 17.
+
     return b.build("sample")

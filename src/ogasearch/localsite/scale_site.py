@@ -20,9 +20,9 @@ from pathlib import Path
 from PIL import Image
 
 from ogasearch.localsite import imaging, packing
+from ogasearch.localsite.builder import SiteBuilder
 from ogasearch.localsite.model import Comment, Person, Site, SitePage, slugify
 from ogasearch.localsite.packing import Entry
-from ogasearch.localsite.sample_site import SiteBuilder
 
 SOURCE_SUFFIXES = (".png", ".gif", ".bmp", ".jpg", ".jpeg")
 SHEET_EVERY = 7

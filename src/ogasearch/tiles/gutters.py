@@ -73,7 +73,7 @@ class _Candidate:
 def gutter_grid(mask: np.ndarray, parts: Parts, keyed: bool, min_size: int) -> list[Cell] | None:
     """The cells of a grid whose cut lines run through the mask's empty lines, or None."""
     height, width = mask.shape
-    rows, cols = mask.any(axis=1), mask.any(axis=0)
+    rows, cols = np.any(mask, axis=1), np.any(mask, axis=0)
     ax = gutter_axis(cols, np.count_nonzero(mask[:, 1:] & mask[:, :-1], axis=0), height, min_size)
     ay = gutter_axis(rows, np.count_nonzero(mask[1:] & mask[:-1], axis=1), width, min_size)
     if ax is None and ay is None:
