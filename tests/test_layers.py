@@ -5,7 +5,7 @@ its ``ogasearch.*`` imports is collected, module-level and inside functions alik
 bottom to top (a layer may import any layer below it, and itself):
 
     settings, progress -> catalog -> crawl -> store -> extract -> tiles -> embed -> index
-    -> workspace -> pipeline -> search -> web -> cli, demo -> __main__
+    -> workspace -> pipeline -> search -> web -> demo -> cli -> __main__
 
 Names on one level are siblings and may not import each other. ``localsite`` (the local copy
 of OGA that the tests, the demo and the benchmarks serve) may import only ``settings`` and
@@ -39,7 +39,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline",),
     ("search",),
     ("web",),
-    ("cli", "demo"),
+    ("demo",),  # ``ogasearch demo``: the local site, the pipeline and the server together
+    ("cli",),
     ("__main__",),  # ``python -m ogasearch``: runs the CLI
 )
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}

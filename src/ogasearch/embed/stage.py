@@ -29,9 +29,9 @@ from ogasearch.catalog.vectors import encode_vector
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.embed.signatures import Prepared, prepare_image
 from ogasearch.extract.images import ImageRejected
+from ogasearch.extract.pixels import PixelCache, pixel_rows, tile_box
 from ogasearch.settings import Limits, Settings
 from ogasearch.store.blobs import BlobStore
-from ogasearch.store.pixels import PixelCache, pixel_rows, tile_box
 
 
 @dataclass

@@ -34,11 +34,11 @@ from ogasearch.catalog.vectors import decode_vectors
 from ogasearch.embed.patches import COMMON
 from ogasearch.embed.preprocess import Canonical, canonicalise
 from ogasearch.extract.images import ImageRejected
+from ogasearch.extract.pixels import PixelCache, load_pixels, pixel_rows, tile_box
 from ogasearch.search import keywords
 from ogasearch.search.matching import Match, Matcher
 from ogasearch.search.results import Filters, SearchResponse, SearchResult, Source
 from ogasearch.settings import Settings
-from ogasearch.store.pixels import PixelCache, load_pixels, pixel_rows, tile_box
 from ogasearch.workspace import Workspace
 
 HASH_COLUMNS = {"canonical": images.c.canonical_sha256, "structure": images.c.structure_sha256}
