@@ -20,7 +20,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from ogasearch.localsite import RunningSite, build_site, serve_site
-from ogasearch.search.results import Filters
+from ogasearch.search.results import Filters, ImageNotFound
 from ogasearch.search.service import SearchService
 from ogasearch.settings import load_settings
 from support.runs import cli_args, cli_env, run_cli, sqlite_url, update_args
@@ -203,7 +203,7 @@ def test_similar_returns_the_image_first(indexed: Indexed) -> None:
     results = indexed.service.similar(image_id, k=10).results
     assert results[0].image_id == image_id or image_id in {c.image_id for c in results[0].copies}
     assert len(results) == 10
-    with pytest.raises(KeyError):
+    with pytest.raises(ImageNotFound):
         indexed.service.similar(10**9)
 
 

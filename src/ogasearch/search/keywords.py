@@ -26,8 +26,10 @@ from ogasearch.catalog.schema import (
     pages,
     tags,
 )
+from ogasearch.search.ranking import BM25_WEIGHTS
 
 FIELDS = ("title", "tags", "authors", "description", "files")
+_BM25_ARGS = ", ".join(str(w) for w in BM25_WEIGHTS)  # one weight per FTS5 column, FIELDS order
 
 _SQLITE_DDL = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS page_fts USING fts5("
@@ -112,7 +114,9 @@ def refresh_keywords(engine: Engine) -> KeywordStats:
         docs = _documents(conn)
         stats.pages = len(docs)
         state_table = "page_fts" if is_postgres(conn) else "page_fts_state"
-        known = dict(conn.execute(text(f"SELECT page_id, sha256 FROM {state_table}")).all())
+        known: dict[int, str] = dict(
+            conn.execute(text(f"SELECT page_id, sha256 FROM {state_table}")).all()
+        )
         for page_id in set(known) - set(docs):
             _delete(conn, page_id)
             stats.removed += 1
@@ -178,7 +182,7 @@ def search_pages(conn: Connection, query: str, limit: int) -> list[tuple[int, fl
     match = " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
     rows = conn.execute(
         text(
-            "SELECT rowid, bm25(page_fts, 10.0, 4.0, 4.0, 1.0, 2.0) AS rank FROM page_fts "
+            f"SELECT rowid, bm25(page_fts, {_BM25_ARGS}) AS rank FROM page_fts "
             "WHERE page_fts MATCH :q ORDER BY rank, rowid LIMIT :limit"
         ),
         {"q": match, "limit": limit},
