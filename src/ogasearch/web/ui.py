@@ -183,14 +183,9 @@ def _run(
 def _parent_sizes(
     service: SearchService, results: list[SearchResult]
 ) -> dict[int, tuple[int, int]]:
-    sizes: dict[int, tuple[int, int]] = {}
-    for result in results:
-        parent = result.parent_image_id
-        if parent is not None and parent not in sizes:
-            sheet = service.image(parent)
-            if sheet is not None:
-                sizes[parent] = (sheet.width, sheet.height)
-    return sizes
+    """The size of each sheet a shown tile was cut from, read in one batch."""
+    parents = [r.parent_image_id for r in results if r.parent_image_id is not None]
+    return {i: (sheet.width, sheet.height) for i, sheet in service.images(parents).items()}
 
 
 def build_page(
