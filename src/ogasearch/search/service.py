@@ -20,6 +20,7 @@ from PIL import Image
 
 from ogasearch.catalog.stats import catalog_stats
 from ogasearch.catalog.vectors import decode_vectors
+from ogasearch.index import MAX_K
 from ogasearch.search import catalog_reads, keywords
 from ogasearch.search.adapters import CatalogHashes, CatalogPixels, RefreshingIndex
 from ogasearch.search.grouping import group_results
@@ -181,11 +182,12 @@ class SearchService:
     ) -> int | None:
         """The pool to search again with, or None. Only when filters (applied after the
         nearest neighbours come back) left fewer than ``k`` results and more neighbours may
-        exist."""
+        exist; never past ``MAX_POOL``, the index's limit (``MAX_K``) or its size."""
         filtered = filters.license is not None or filters.art_type is not None
         if not (filtered and len(results) < k and len(matches) >= pool and pool < MAX_POOL):
             return None
-        return pool * WIDEN_FACTOR
+        wider = min(pool * WIDEN_FACTOR, MAX_POOL, MAX_K, len(self.vectors.index()))
+        return wider if wider > pool else None
 
     def _results(
         self, matches: Sequence[Match], k: int, filters: Filters, own_page: bool = False
