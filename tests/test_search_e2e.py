@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from PIL import Image
 from sqlalchemy import create_engine, text
 
 from ogasearch.localsite import RunningSite, build_site, serve_site
-from ogasearch.search.results import Filters
+from ogasearch.search.results import Filters, ImageNotFound
 from ogasearch.search.service import SearchService
 from ogasearch.settings import load_settings
 from support.runs import cli_args, cli_env, run_cli, sqlite_url, update_args
@@ -206,8 +207,49 @@ def test_similar_returns_the_image_first(indexed: Indexed) -> None:
     results = indexed.service.similar(image_id, k=10).results
     assert results[0].image_id == image_id or image_id in {c.image_id for c in results[0].copies}
     assert len(results) == 10
-    with pytest.raises(KeyError):
+    with pytest.raises(ImageNotFound):
         indexed.service.similar(10**9)
+
+
+def test_filters_widen_the_pool_within_the_index_limit_and_size(
+    indexed: Indexed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter no result passes widens the neighbour pool x4 at a time, but never past the
+    index's limit (``MAX_K``) nor its size. (It used to ask a large catalog's index for 25,600
+    neighbours: ``ValueError: k must be at most 16384``, a 500 on ``/api/similar/ID?license=``.)
+    Here a limit below this small catalog's size stands in for ``MAX_K``."""
+    import ogasearch.index.base
+    import ogasearch.search.service
+
+    service = indexed.service
+    index = service.vectors.index()
+    size = len(index)
+    image_id = indexed.rows("SELECT id FROM images WHERE parent_id IS NULL ORDER BY id LIMIT 1")[0][
+        0
+    ]
+    query = _png(service, image_id)
+    asked: list[int] = []
+    search = index.search
+
+    def recording_search(queries: Any, k: int, tiles: Any = None) -> Any:
+        asked.append(k)
+        return search(queries, k, tiles)
+
+    monkeypatch.setattr(index, "search", recording_search)
+    nothing = Filters(license="no such licence")
+    assert size > 100
+    assert service.similar(image_id, k=20, filters=nothing).results == []
+    assert asked == [100, size]  # 4k + 20, then everything the index holds, once
+    limit = (100 + size) // 2
+    monkeypatch.setattr(ogasearch.index.base, "MAX_K", limit)
+    monkeypatch.setattr(ogasearch.search.service, "MAX_K", limit)
+    for run in (
+        lambda: service.similar(image_id, k=20, filters=nothing),
+        lambda: service.by_image(query, k=20, filters=nothing),
+    ):
+        asked.clear()
+        assert run().results == []
+        assert asked == [100, limit]
 
 
 def test_check_finds_and_repairs_a_mismatch(indexed: Indexed) -> None:

@@ -230,7 +230,7 @@ def search(
 ) -> None:
     """Search by IMAGE file, by --text keywords, or --similar ID."""
     from ogasearch.extract.images import ImageRejected, open_image
-    from ogasearch.search.results import Filters
+    from ogasearch.search.results import Filters, ImageNotFound
     from ogasearch.search.service import SearchService
 
     if sum(x is not None for x in (image, text_query, similar)) != 1:
@@ -249,7 +249,7 @@ def search(
         else:
             try:
                 response = service.similar(int(similar), k, filters)  # type: ignore[arg-type]
-            except KeyError:
+            except ImageNotFound:
                 raise click.ClickException(f"no image with id {similar}") from None
     finally:
         service.close()

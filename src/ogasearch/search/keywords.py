@@ -13,7 +13,9 @@ from sqlalchemy import Connection, text
 
 from ogasearch.catalog.dialect import is_postgres
 from ogasearch.catalog.fulltext import ensure_keyword_index
+from ogasearch.search.ranking import BM25_WEIGHTS
 
+_BM25_ARGS = ", ".join(str(w) for w in BM25_WEIGHTS)  # one weight per FTS5 column, FIELDS order
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
@@ -41,7 +43,7 @@ def search_pages(conn: Connection, query: str, limit: int) -> list[tuple[int, fl
     match = " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
     rows = conn.execute(
         text(
-            "SELECT rowid, bm25(page_fts, 10.0, 4.0, 4.0, 1.0, 2.0) AS rank FROM page_fts "
+            f"SELECT rowid, bm25(page_fts, {_BM25_ARGS}) AS rank FROM page_fts "
             "WHERE page_fts MATCH :q ORDER BY rank, rowid LIMIT :limit"
         ),
         {"q": match, "limit": limit},

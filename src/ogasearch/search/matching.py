@@ -59,14 +59,20 @@ from ogasearch.embed.preprocess import (
     structure_hash,
     to_rgba,
 )
+from ogasearch.index.base import Hit, TileFilter
+from ogasearch.search.ranking import (
+    KEPT_PENALTY,
+    MIRROR_PENALTY,
+    REGION_BELOW,
+    REGION_PENALTY,
+    STRUCTURE_TIER,
+    TIERS,
+    VERIFY_MIN,
+)
 from ogasearch.search.regions import GridView, Region, blobs, grid_views, looks_like_scene
 from ogasearch.search.verify import SceneMatch, pixel_similarity, scene_similarity
 
-TileFilter = Literal["only", "exclude"] | None
-Hit = tuple[int, float]
 Path = Literal["exact", "near", "vector", "region"]
-TIERS: dict[str, int] = {"exact": 4, "near": 2, "vector": 1, "region": 1}
-STRUCTURE_TIER = 3  # a recolouring (same colour-index pattern) beats a pixel-verified match
 
 
 class VectorSearch(Protocol):
@@ -105,17 +111,14 @@ class MatchConfig:
     mirror: bool = True  # also search with the query's mirror image
     hashes: bool = True  # exact and structure hash paths
     regions: bool = True  # region path for scene-like queries
-    # region path runs when the best whole-image score is below this (a good whole-image
-    # match means the query is the sprite itself, not a scene containing it)
-    region_below: float = 0.9
-    region_penalty: float = 0.0  # subtracted from region scores before fusion
-    # subtracted from matches found through the mirror image: a tile set often holds both a
-    # sprite and its mirror, and the query as given must win that tie
-    mirror_penalty: float = 0.005
-    kept_penalty: float = 0.002  # for matches of the query with its flat background kept
+    # tiers, penalties and thresholds: see ``search.ranking`` for what each does and why
+    region_below: float = REGION_BELOW
+    region_penalty: float = REGION_PENALTY
+    mirror_penalty: float = MIRROR_PENALTY
+    kept_penalty: float = KEPT_PENALTY
     pool: int = 50  # neighbours fetched per query vector (>= k)
     verify_top: int = 30  # candidates checked pixel by pixel (0: no verification)
-    verify_min: float = 0.9  # pixel similarity that makes a candidate a near-duplicate
+    verify_min: float = VERIFY_MIN
     verify_per_view: int = 16  # and the best of each view's own neighbours
     patches: bool = True  # patch fingerprint path (needs ``hashes`` and ``pixels``)
     patch_top: int = 20  # candidates with the most shared patches verified per view
@@ -200,18 +203,18 @@ class Matcher:
                         fused.add(ident, score, "near", tier=STRUCTURE_TIER)
         best = max(vector_score.values(), default=0.0)
         regions: list[Region] = []
-        views: list[GridView] = []
+        grids: list[GridView] = []
         scene = cfg.regions and best < cfg.region_below and looks_like_scene(canon)
         if scene:
             rgb = np.asarray(to_rgba(img))[..., :3]
-            views = grid_views(rgb)
-            regions = blobs(views)
+            grids = grid_views(rgb)
+            regions = blobs(grids)
             self._search_regions(regions, fused, max(k, cfg.pool), tiles)
-            views.append(GridView(1, rgb.astype(np.float32), np.ones(rgb.shape[:2], bool)))
+            grids.append(GridView(1, rgb.astype(np.float32), np.ones(rgb.shape[:2], bool)))
         if self.pixels is not None and cfg.verify_top > 0:
             use_patches = cfg.patches and self.hashes is not None
             if scene and use_patches:
-                self._scene_patches(views, fused)
+                self._scene_patches(grids, fused)
             # each view's own best neighbours are checked too: the fused ranking may push a
             # view's answer down (a JPEG's kept background finds other textures first)
             extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]

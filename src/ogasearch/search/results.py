@@ -1,12 +1,20 @@
-"""What a search returns: results joined to the catalog, copies grouped, earliest first."""
+"""What a search returns: results joined to the catalog, copies grouped, earliest first;
+and ``ImageNotFound``, raised for an image id the catalog does not hold."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
-TileFilter = Literal["only", "exclude"] | None
+from ogasearch.index.base import TileFilter
+
+
+class ImageNotFound(LookupError):
+    """No image with this id in the catalog (or an id no catalog can hold)."""
+
+    def __init__(self, image_id: int) -> None:
+        super().__init__(f"no image {image_id}")
+        self.image_id = image_id
 
 
 @dataclass(frozen=True)

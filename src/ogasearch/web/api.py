@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
-from ogasearch.search.results import Filters, SearchResponse
+from ogasearch.search.results import Filters, ImageNotFound, SearchResponse
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
 from ogasearch.web.query_images import (
@@ -133,7 +133,7 @@ def similar_images(
     filters = Filters(license=license, tiles=tiles, art_type=art_type)
     try:
         response = service.similar(image_id, k=k or DEFAULT_K, filters=filters)
-    except KeyError:
+    except ImageNotFound:
         raise QueryError(404, "not_found", f"no image {image_id}") from None
     return _answer(request, response, started)
 

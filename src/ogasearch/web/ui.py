@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ogasearch.search.results import Filters, SearchResponse, SearchResult
+from ogasearch.search.results import Filters, ImageNotFound, SearchResponse, SearchResult
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
 from ogasearch.web.api import MAX_K, get_service, get_settings
@@ -174,21 +174,18 @@ def _run(
     if query.mode == "similar" and query.similar is not None:
         try:
             response = service.similar(query.similar, k=k, filters=filters)
-        except KeyError:
+        except ImageNotFound:
             raise QueryError(404, "not_found", f"There is no image {query.similar}.") from None
         return response, f"/images/{query.similar}.png"
     return service.by_text(query.q, k=k, filters=filters), None
 
 
-def _parent_sizes(service: SearchService, results: list[SearchResult]) -> dict[int, tuple]:
-    sizes: dict[int, tuple[int, int]] = {}
-    for result in results:
-        parent = result.parent_image_id
-        if parent is not None and parent not in sizes:
-            sheet = service.image(parent)
-            if sheet is not None:
-                sizes[parent] = (sheet.width, sheet.height)
-    return sizes
+def _parent_sizes(
+    service: SearchService, results: list[SearchResult]
+) -> dict[int, tuple[int, int]]:
+    """The size of each sheet a shown tile was cut from, read in one batch."""
+    parents = [r.parent_image_id for r in results if r.parent_image_id is not None]
+    return {i: (sheet.width, sheet.height) for i, sheet in service.images(parents).items()}
 
 
 def build_page(
@@ -268,7 +265,8 @@ async def submit_search(
             error = exc
         else:
             key = cache.put(data)
-            return RedirectResponse(Query(upload=key, **filters).link(), status_code=303)
+            target = Query(upload=key, license=filters["license"], tiles=filters["tiles"])
+            return RedirectResponse(target.link(), status_code=303)
     if error is not None:
         state = PageState(query=query, error=error.detail, status=error.status)
         return await run_in_threadpool(render, request, state, service)
@@ -296,7 +294,7 @@ def image_png(image_id: int, service: Service) -> Response:
     """An indexed image (a tile cut from its sheet) as PNG."""
     try:
         data = service.image_png(image_id)
-    except KeyError:
+    except ImageNotFound:
         raise QueryError(404, "not_found", f"no image {image_id}") from None
     return Response(
         data, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"}
