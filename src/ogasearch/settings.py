@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     # Let image-URL queries reach private/loopback addresses. Only for tests against a local
     # server: with it on, the web server can be used to probe the network it runs in.
     allow_private_urls: bool = False
+    # Exact "host:port" pairs image-URL queries may reach whatever they resolve to (the demo
+    # lists its own local site); everything else keeps the public-address rule.
+    allowed_url_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_url_hosts")
+    @classmethod
+    def _host_port_pairs(cls, entries: list[str]) -> list[str]:
+        from ogasearch.web.safe_fetch import host_port
+
+        for entry in entries:
+            host_port(entry)
+        return entries
 
     @classmethod
     def settings_customise_sources(
