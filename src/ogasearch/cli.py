@@ -271,13 +271,14 @@ def serve(settings: Settings, host: str, port: int) -> None:
 @main.command()
 @click.option("--data", type=click.Path(path_type=Path), help="Empty folder (default: a new temp).")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
-def demo(data: Path | None, host: str, port: int) -> None:
+@click.option("--port", type=int, help="Web port [default: 8000, or a free one if taken].")
+def demo(data: Path | None, host: str, port: int | None) -> None:
     """Offline demo: local OGA copy (bundled CC0 sample) -> update -> serve."""
     from ogasearch.demo import DemoError, run_demo
 
     try:
-        run_demo(data, host=host, port=port, echo=click.echo)
+        with _model_errors():
+            run_demo(data, host=host, port=port, echo=click.echo)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
 
