@@ -20,7 +20,11 @@ import warnings
 from pathlib import Path
 
 FEATURE_MAPS = ("stage5", "head")
-EXTRA = "model"  # the pyproject extra that installs what exporting needs
+
+
+def install_extras(variant: str) -> str:
+    """The pyproject extras that install what exporting ``variant`` needs."""
+    return "model" if variant == "lite0" else "model,variants"
 
 
 class ModelUnavailable(RuntimeError):
@@ -54,8 +58,8 @@ def check_model(models_dir: Path, variant: str, size: int) -> None:
     if missing:
         raise ModelUnavailable(
             f"model {path.stem} is not exported yet and exporting it (once) needs"
-            f" {', '.join(missing)}: pip install 'ogasearch[{EXTRA}]', or copy an exported"
-            f" {path.name} into {models_dir}"
+            f" {', '.join(missing)}: pip install 'ogasearch[{install_extras(variant)}]',"
+            f" or copy an exported {path.name} into {models_dir}"
         )
 
 
