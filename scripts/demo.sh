@@ -3,6 +3,6 @@
 # CC0 sample is crawled, indexed and served; open the URL it prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh runtime
 . .venv/bin/activate
 exec ogasearch demo "$@"

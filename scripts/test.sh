@@ -10,7 +10,7 @@ if [ "${1:-}" = "--fast" ]; then
   fast=1
   shift
 fi
-bash scripts/setup.sh
+bash scripts/setup.sh test
 . .venv/bin/activate
 ruff check src tests bench
 ruff format --check src tests bench

@@ -16,6 +16,7 @@ from ogasearch.embed.extractors import (
     get_extractor,
     thumbnail,
 )
+from ogasearch.embed.onnx_export import ModelUnavailable
 from ogasearch.embed.preprocess import prepare
 from ogasearch.embed.signatures import embed_images, signatures
 from support.datasets import CRAWL_TILES
@@ -98,7 +99,7 @@ def test_thumbnail_of_a_grey_square_is_zero() -> None:
 def test_registry() -> None:
     assert DEFAULT_EXTRACTOR in available()
     assert {"effnet-lite1-128", "effnet-lite2-160"} <= set(available())
-    with pytest.raises(ValueError, match="unknown extractor"):
+    with pytest.raises(ModelUnavailable, match="unknown extractor"):
         get_extractor("clip-from-nowhere")
 
 

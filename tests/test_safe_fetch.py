@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image
 
+from ogasearch.settings import host_port
 from ogasearch.web.safe_fetch import (
     FetchFailed,
     FetchTooLarge,
@@ -269,6 +270,50 @@ def test_refuses_the_test_server_itself(site: Site) -> None:
     with pytest.raises(UrlRefused):
         fetch(f"{base(site)}/image.png")
     assert len(site.hits) == before
+
+
+# --- allowed_hosts: exact host:port pairs skip the address check, and nothing else does ---
+
+
+def test_an_allowed_host_and_port_is_fetched(site: Site) -> None:
+    port = site.server_address[1]
+    got = fetch(f"{base(site)}/image.png", allowed_hosts=[f"127.0.0.1:{port}"])
+    assert got.body == PNG
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["127.0.0.1:{other}", "localhost:{port}", "127.0.0.2:{port}", "[::1]:{port}"],
+)
+def test_only_the_exact_pair_is_allowed(site: Site, entry: str) -> None:
+    port = site.server_address[1]
+    other = port + 1 if port < 65535 else port - 1
+    before = len(site.hits)
+    with pytest.raises(UrlRefused, match="non-public"):
+        fetch(f"{base(site)}/image.png", allowed_hosts=[entry.format(port=port, other=other)])
+    assert len(site.hits) == before
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["http://localhost:{port}/image.png", "http://127.0.0.2:{port}/", "http://10.0.0.1/"],
+)
+def test_a_redirect_from_an_allowed_host_is_judged_again(site: Site, target: str) -> None:
+    port = site.server_address[1]
+    before = len(site.hits)
+    with pytest.raises(UrlRefused, match="non-public"):
+        fetch(
+            f"{base(site)}/redirect?to={target.format(port=port)}",
+            allowed_hosts=[f"127.0.0.1:{port}"],
+        )
+    assert site.hits[before:] == [f"/redirect?to={target.format(port=port)}"]
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1", "127.0.0.1:x", "http://127.0.0.1:80", ":80"])
+def test_an_allowed_host_needs_a_host_and_a_port(entry: str) -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        host_port(entry)
+    assert host_port("[::1]:80") == ("::1", 80)  # a default port is kept, IPv6 unbracketed
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,17 @@ def _echo_stats(name: str, stats: Any) -> None:
     click.echo(f"{name}: {json.dumps(stats, default=_jsonable)}")
 
 
+@contextmanager
+def _model_errors() -> Iterator[None]:
+    """A model that cannot be opened here is an expected condition: click's one-line error."""
+    from ogasearch.embed.onnx_export import ModelUnavailable
+
+    try:
+        yield
+    except ModelUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.group()
 @click.version_option(__version__)
 def main() -> None:
@@ -77,7 +89,7 @@ def _stage_command(name: str, help_text: str) -> None:
         from ogasearch.pipeline import STAGES
         from ogasearch.workspace import Workspace
 
-        with Workspace(settings) as ws:
+        with Workspace(settings) as ws, _model_errors():
             _echo_stats(name, STAGES[name](ws))
 
 
@@ -119,7 +131,7 @@ def update(
         raise click.BadParameter(f"unknown stage(s) {sorted(unknown)}; known: {list(STAGES)}")
     if recheck_days is not None:
         settings.recheck_days = recheck_days
-    with Workspace(settings) as ws:
+    with Workspace(settings) as ws, _model_errors():
         for name, stats in run_update(ws, full=full, stages=list(stages) or None).items():
             _echo_stats(name, stats)
 
@@ -284,13 +296,14 @@ def serve(settings: Settings, host: str, port: int) -> None:
 @main.command()
 @click.option("--data", type=click.Path(path_type=Path), help="Empty folder (default: a new temp).")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
-def demo(data: Path | None, host: str, port: int) -> None:
+@click.option("--port", type=int, help="Web port [default: 8000, or a free one if taken].")
+def demo(data: Path | None, host: str, port: int | None) -> None:
     """Offline demo: local OGA copy (bundled CC0 sample) -> update -> serve."""
     from ogasearch.demo import DemoError, run_demo
 
     try:
-        run_demo(data, host=host, port=port, echo=click.echo)
+        with _model_errors():
+            run_demo(data, host=host, port=port, echo=click.echo)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
 

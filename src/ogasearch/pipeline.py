@@ -64,7 +64,11 @@ STAGES: dict[str, Callable[[Workspace], Any]] = {
 
 
 def update(ws: Workspace, full: bool = False, stages: list[str] | None = None) -> dict[str, Any]:
-    """Run the stages in order (all by default); return each stage's stats."""
+    """Run the stages in order (all by default); return each stage's stats.
+
+    When a stage needs the model, it is checked first (``ModelUnavailable``: nothing ran)."""
+    if stages is None or {"embed", "index"} & set(stages):
+        ws.check_extractor()
     results: dict[str, Any] = {}
     for name, run in STAGES.items():
         if stages is not None and name not in stages:

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+import httpx
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -69,6 +70,16 @@ class Settings(BaseSettings):
     # Let image-URL queries reach private/loopback addresses. Only for tests against a local
     # server: with it on, the web server can be used to probe the network it runs in.
     allow_private_urls: bool = False
+    # Exact "host:port" pairs image-URL queries may reach whatever they resolve to (the demo
+    # lists its own local site); everything else keeps the public-address rule.
+    allowed_url_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_url_hosts")
+    @classmethod
+    def _host_port_pairs(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            host_port(entry)
+        return entries
 
     @classmethod
     def settings_customise_sources(
@@ -114,3 +125,17 @@ def _config_file() -> Path | None:
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from defaults, config file, environment and explicit (CLI) overrides."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def host_port(entry: str) -> tuple[str, int]:
+    """``"host:port"`` (IPv6 as ``"[::1]:8080"``) -> (host as connections name it, port).
+
+    The port is required: a scheme without a default port keeps ``:80`` from being dropped.
+    """
+    try:
+        parsed = httpx.URL(f"pair://{entry}")
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ValueError(f"not a host:port pair: {entry!r}") from exc
+    if not parsed.raw_host or parsed.port is None or parsed.raw_path != b"/":
+        raise ValueError(f"not a host:port pair: {entry!r}")
+    return parsed.raw_host.decode("ascii"), parsed.port

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from ogasearch.catalog import open_catalog
 from ogasearch.crawl.http import PoliteClient
+from ogasearch.embed import extractors
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.index import VectorIndex, open_index
 from ogasearch.settings import Settings
@@ -49,6 +50,11 @@ class Workspace:
     @cached_property
     def extractor(self) -> FeatureExtractor:
         return get_extractor(self.settings.extractor, self.settings.models_dir)
+
+    def check_extractor(self) -> None:
+        """Pre-flight: raise ``ModelUnavailable`` now if opening ``extractor`` would fail (a
+        model that is not exported and cannot be exported here), before any other work."""
+        extractors.check_extractor(self.settings.extractor, self.settings.models_dir)
 
     @cached_property
     def index(self) -> VectorIndex:

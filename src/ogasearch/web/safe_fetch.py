@@ -23,6 +23,9 @@ How it works:
 Which addresses may be reached is one function, :func:`is_public_address` by default.
 ``allow_private=True`` replaces it by "any address"; it exists only so tests can fetch from a
 server on 127.0.0.1, and the web server takes it from the ``allow_private_urls`` setting.
+``allowed_hosts`` is narrower: exact ``host:port`` pairs (the ``allowed_url_hosts`` setting)
+whose connections skip the address check, whatever the name resolves to; the demo lists its
+own local site there. Any other host and port, a redirect target included, is judged as usual.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import httpcore
 import httpx
+
+from ogasearch.settings import host_port
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressPolicy = Callable[[IPAddress], bool]
@@ -138,12 +143,16 @@ class GuardedBackend(httpcore.NetworkBackend):
         self,
         address_allowed: AddressPolicy = is_public_address,
         inner: httpcore.NetworkBackend | None = None,
+        allowed_hosts: Collection[tuple[str, int]] = (),
     ):
         self.address_allowed = address_allowed
+        self.allowed_hosts = frozenset(allowed_hosts)
         self._inner = inner or httpcore.SyncBackend()
 
     def checked_addresses(self, host: str, port: int, timeout: float) -> list[IPAddress]:
         addresses = resolve(host, port, timeout)
+        if (host, port) in self.allowed_hosts:
+            return addresses
         refused = [ip for ip in addresses if not self.address_allowed(ip)]
         if refused:
             listed = ", ".join(str(ip) for ip in refused)
@@ -211,6 +220,7 @@ def fetch_url(
     timeout: float,
     allow_private: bool = False,
     address_allowed: AddressPolicy = is_public_address,
+    allowed_hosts: Iterable[str] = (),
     max_redirects: int = 5,
     user_agent: str = "ogasearch",
 ) -> FetchedBody:
@@ -219,11 +229,15 @@ def fetch_url(
     ``timeout`` bounds the whole fetch (resolution, connection, redirects, body). Each network
     operation waits at most the time left, so a fetch ends within about ``2 * timeout``
     in the worst case of a server that trickles its answer. ``address_allowed`` decides which
-    resolved addresses may be connected to; ``allow_private=True`` allows every address.
+    resolved addresses may be connected to; ``allow_private=True`` allows every address;
+    ``allowed_hosts`` ("host:port") may be reached whatever their addresses.
     """
     current = check_url(url)
     deadline = time.monotonic() + timeout
-    backend = GuardedBackend(_any_address if allow_private else address_allowed)
+    backend = GuardedBackend(
+        _any_address if allow_private else address_allowed,
+        allowed_hosts=[host_port(entry) for entry in allowed_hosts],
+    )
     with httpcore.ConnectionPool(
         ssl_context=httpx.create_ssl_context(trust_env=False),
         network_backend=backend,

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import uvicorn
 from fastapi import FastAPI
@@ -22,9 +22,29 @@ from ogasearch.web.app import create_app
 KEEP_ALIVE_SECONDS = 75
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the UI and the API on ``host:port`` until interrupted (uvicorn, one process)."""
-    uvicorn.run(
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host:port`` (0: a free port); ``OSError`` when taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen()
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve the UI and the API on ``host:port`` until interrupted (uvicorn, one process), or
+    on ``sock`` when given (from ``listening_socket``: the port was reserved earlier)."""
+    config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
@@ -32,6 +52,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
         access_log=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    with suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=None if sock is None else [sock])
 
 
 @contextmanager
@@ -41,10 +63,7 @@ def running_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iter
     The socket is bound before the thread starts, so the URL is valid as soon as it is
     yielded; the server is stopped (and the app's shutdown run) when the block ends.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listening_socket(host, port)
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -62,7 +81,7 @@ def running_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iter
             raise RuntimeError("the web server did not start")
         time.sleep(0.02)
     bound_port = sock.getsockname()[1]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     try:
         yield f"http://{shown}:{bound_port}"
     finally:
