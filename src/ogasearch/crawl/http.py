@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import BinaryIO, TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -36,6 +36,18 @@ GONE_STATUSES = frozenset({404, 410})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 MAX_PAGE_BYTES = 16 << 20  # an HTML page; OGA's largest are well under 1 MB
+
+
+class ByteSink(Protocol):
+    """Where a download streams to: rewound and truncated on every attempt (a file, a blob)."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def truncate(self, size: int | None = None, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class FetchError(Exception):
@@ -164,7 +176,7 @@ class PoliteClient:
     def download(
         self,
         url: str,
-        dest: BinaryIO,
+        dest: ByteSink,
         *,
         etag: str | None = None,
         last_modified: str | None = None,

@@ -29,7 +29,7 @@ import re
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, Literal
 
 from libarchive import ffi
 from libarchive.entry import ArchiveEntry as _LibEntry
@@ -37,6 +37,9 @@ from libarchive.exception import ArchiveError as _LibArchiveError
 
 from ogasearch.extract.archive_kinds import Kind, classify, is_junk, sniff_archive
 from ogasearch.settings import Limits
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 State = Literal["ok", "refused", "failed"]
 
@@ -173,7 +176,7 @@ class ArchiveEntry:
         assert self._reader is not None
         self.size = self._reader.member_bytes
 
-    def copy_to(self, out: BinaryIO) -> int:
+    def copy_to(self, out: SupportsWrite[bytes]) -> int:
         """Write the whole content to ``out``; return its size."""
         n = 0
         for block in self.chunks():

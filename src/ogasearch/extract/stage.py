@@ -268,7 +268,7 @@ class _TreeWalk:
         """Stream a member into the blob store; False if it was refused or failed on the way."""
         try:
             with self.store.writer() as blob:
-                entry.copy_to(blob)  # type: ignore[arg-type]  # a file-like sink
+                entry.copy_to(blob)
         except (MemberRefused, MemberFailed):
             return False
         assert blob.sha256 is not None

@@ -72,7 +72,7 @@ from ogasearch.search.ranking import (
 from ogasearch.search.regions import GridView, Region, blobs, grid_views, looks_like_scene
 from ogasearch.search.verify import SceneMatch, pixel_similarity, scene_similarity
 
-Path = Literal["exact", "near", "vector", "region"]
+Path = Literal["exact", "near", "vector", "region", "text"]  # how a result was found
 
 
 class VectorSearch(Protocol):
@@ -132,13 +132,13 @@ class MatchConfig:
 @dataclass
 class _Fused:
     # id -> (tier, rank within the tier, score, path)
-    best: dict[int, tuple[int, tuple[float, float], float, str]] = field(default_factory=dict)
+    best: dict[int, tuple[int, tuple[float, float], float, Path]] = field(default_factory=dict)
 
     def add(
         self,
         ident: int,
         score: float,
-        path: str,
+        path: Path,
         tier: int | None = None,
         rank: tuple[float, float] | None = None,
     ) -> None:
@@ -151,7 +151,7 @@ class _Fused:
 
     def ranked(self, k: int) -> list[Match]:
         items = sorted(self.best.items(), key=lambda kv: kv[1][:2], reverse=True)
-        return [Match(i, float(s), p) for i, (_, _, s, p) in items[:k]]  # type: ignore[arg-type]
+        return [Match(i, float(s), p) for i, (_, _, s, p) in items[:k]]
 
 
 class Matcher:

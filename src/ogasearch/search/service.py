@@ -101,7 +101,7 @@ class SearchService:
         with self.ws.engine.connect() as conn:
             hits = keywords.search_pages(conn, q, _first_pool(k))
             firsts = catalog_reads.first_images(conn, [pid for pid, _ in hits], filters.tiles)
-        matches = [Match(firsts[pid], score, "text") for pid, score in hits if pid in firsts]  # type: ignore[arg-type]
+        matches = [Match(firsts[pid], score, "text") for pid, score in hits if pid in firsts]
         results = self._results(matches, k, filters, own_page=True)
         return SearchResponse(results, (time.perf_counter() - start) * 1000)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, Engine, Row, and_, or_, select, update
 from sqlalchemy.engine import Connection
@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from ogasearch.catalog.db import record_failure, utcnow
 from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import files
-from ogasearch.crawl.http import GONE_STATUSES, Downloaded, FetchError
+from ogasearch.crawl.http import GONE_STATUSES, ByteSink, Downloaded, FetchError
 from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
 from ogasearch.store.records import register_blob
@@ -44,7 +44,7 @@ class Downloader(Protocol):
     def download(
         self,
         url: str,
-        dest: BinaryIO,
+        dest: ByteSink,
         *,
         etag: str | None = None,
         last_modified: str | None = None,
@@ -124,7 +124,7 @@ def _download_one(
         with store.writer() as blob:
             got = client.download(
                 row.url,
-                blob,  # type: ignore[arg-type]  # a write-only file-like sink
+                blob,
                 etag=row.etag if have_blob else None,
                 last_modified=row.last_modified if have_blob else None,
                 max_bytes=settings.limits.max_download_bytes,

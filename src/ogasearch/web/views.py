@@ -130,7 +130,7 @@ def card(
             height=height,
             view_width=view_width,
             view_height=view_height,
-            box=tuple(result.tile),  # type: ignore[arg-type]
+            box=result.tile,
             stroke=round(2 * width / view_width, 2),
         )
     return Card(
