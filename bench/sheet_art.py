@@ -145,7 +145,7 @@ def _splat(canvas: np.ndarray, dot: np.ndarray, cx: float, cy: float) -> None:
 def _image(canvas: np.ndarray) -> Image.Image:
     out = canvas.copy()
     out[..., 3] *= 255
-    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGBA")
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
 
 
 def glow(size: int, seed: int) -> Image.Image:

@@ -77,6 +77,13 @@ def _open(path: Path) -> Image.Image:
         return im.convert("RGBA")
 
 
+def _file(path: Path) -> Image.Image:
+    """A whole file as the tiles stage opens it: its own mode and format (JPEG matters)."""
+    with Image.open(path) as im:
+        im.load()
+        return im
+
+
 def _load(paths: list[Path]) -> list[Image.Image]:
     return [_open(p) for p in sorted(paths)]
 
@@ -117,7 +124,7 @@ def _crawl() -> Iterator[Sample]:
             f"scene-{seed}", "crawl-atlases", "scene", scene(ground, (320, 240), props, seed)
         )
     for path in sorted(CRAWL.glob("title_*.png")):
-        yield Sample(path.name, "crawl-titles", "portrait", _open(path))
+        yield Sample(path.name, "crawl-titles", "portrait", _file(path))
     yield Sample("icon-512", "crawl-titles", "sprite", _open(CRAWL / "stone_soup_icon-512x512.png"))
     for name in ("logo.png", "logosmall.png"):
         yield Sample(name, "crawl-titles", "logo", _open(CRAWL / name))
@@ -250,7 +257,7 @@ def _backgrounds(root: Path) -> Iterator[Sample]:
     for folder in ("backgrounds", "cybercity_background", "miami_synth_parallax/layers"):
         for path in sorted((root / folder).glob("*.*")):
             if path.suffix in (".png", ".jpg"):
-                yield Sample(f"{folder}/{path.name}", pack, "scene", _open(path))
+                yield Sample(f"{folder}/{path.name}", pack, "scene", _file(path))
     car = _load(list((root / "miami_synth_parallax" / "car").glob("car-running*.png")))
     yield _sheet("car-strip", pack, "strip", compose(car, len(car)))
 

@@ -808,3 +808,61 @@ def test_killed_runs_leave_whole_sheets_and_a_rerun_finishes_the_same(tmp_path: 
 @pytest.mark.slow
 def test_kills_anywhere_leave_whole_sheets(tmp_path: Path) -> None:
     check_kills(tmp_path, [("record", 1), ("write", 1), ("record", 7), ("write", 1), ("record", 2)])
+
+
+# -- sheets and pictures that are not sheets (small versions of the classes of bench/sheet_set) --
+
+
+def _sheet_art():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    try:
+        import sheet_art
+    finally:
+        sys.path.pop(0)
+    return sheet_art
+
+
+def sprites(count: int, seed: int) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(14, 40, size=(count, 2))
+    return [image(blob_sprite(int(w), int(h), seed * 100 + i)) for i, (w, h) in enumerate(sizes)]
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [
+        0,
+        pytest.param(
+            1,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known gap: overlapping "
+                "figures leave empty lines that a gutter grid of big cells still fits",
+            ),
+        ),
+        2,
+    ],
+)
+def test_figures_scattered_on_a_key_colour_are_a_scene_not_an_atlas(seed: int) -> None:
+    art = _sheet_art()
+    picture = art.scene((0, 0, 0, 255), (400, 300), sprites(7, seed), seed)
+    assert find_tiles(picture) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_soft_effects_are_not_sheets(seed: int) -> None:
+    art = _sheet_art()
+    for picture in (art.glow(96, seed), art.sparks(128, seed), art.smoke(128, seed)):
+        assert find_tiles(picture) == []
+
+
+def test_sprites_packed_on_shelves_are_an_atlas() -> None:
+    canvas = sheet(200, 120)
+    x, y, count = 0, 0, 0
+    for i, sprite in enumerate(sprites(12, 5)):
+        if x + sprite.width > 200:
+            x, y = 0, y + 40
+        paste(canvas, np.array(sprite), x, y)  # top-aligned on a shelf, 2 px apart
+        x += sprite.width + 2
+        count = i + 1
+    assert len(find_tiles(image(canvas))) == count
