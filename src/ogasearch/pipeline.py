@@ -37,7 +37,11 @@ def run_extract(ws: Workspace) -> Any:
 def run_tiles(ws: Workspace) -> Any:
     from ogasearch.tiles.stage import cut_tiles
 
-    return cut_tiles(ws.engine, ws.settings, ws.store)
+    def unindex(ids: list[int]) -> None:  # tiles no longer cut leave the vector index
+        ws.index.remove(ids)
+        ws.index.flush()
+
+    return cut_tiles(ws.engine, ws.settings, ws.store, unindex=unindex)
 
 
 def run_embed(ws: Workspace) -> Any:

@@ -9,7 +9,10 @@ Sprites are the connected components of the foreground mask, after three repairs
   Dungeon Crawl's put sprites edge to edge, so touching sprites form one component.
 
 A picture with one dominant figure, specks only, or a few things on a wide empty canvas is
-an illustration, a starfield or a scene, not an atlas.
+an illustration, a starfield or a scene, not an atlas. An atlas without a grid is the work
+of a packer, and packers leave two marks that scenes, logos and lines of text lack: the
+sprites fill most of the art's bounding box, and they sit on shelves (most sprites share
+their top, bottom or left edge with another sprite), where a scene scatters its figures.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ _HUGE_SHARE = 0.25  # a component box over this share of the picture is no tile 
 _DOMINANT_SHARE = 0.5  # ... and if such boxes hold this share of the art: one picture
 _MIN_SPRITES = 3  # sprites an atlas needs
 _SPRITE_SIDE = 2  # median sprite area at least (this x min_size) squared
-_ATLAS_COVER = 0.1  # sprite boxes cover at least this share of the picture
+_ATLAS_COVER = 0.4  # sprite boxes cover at least this share of the art's bounding box
+_ALIGNED = 0.5  # share of sprites that share an edge line with another sprite, at least
 _JOINED = 1.5  # a box this many times the typical side may be two touching sprites ...
 _NECK_SPAN = 0.25  # ... split between this share of its length and one minus it ...
 _NECK = 0.15  # ... where at most this share of the line is art
@@ -52,11 +56,24 @@ def atlas_cells(parts: Parts, min_size: int) -> list[Cell] | None:
         return None  # one figure and some bits around it: an illustration
     if np.median(areas) < (_SPRITE_SIDE * min_size) ** 2:
         return None  # specks: stars, letters, a texture's details
-    if areas.sum() < _ATLAS_COVER * mask.size:
-        return None  # a few things on a wide empty canvas: a scene, not an atlas
+    x0, y0 = boxes[:, :2].min(axis=0)
+    x1, y1 = boxes[:, 2:].max(axis=0)
+    if areas.sum() < _ATLAS_COVER * (x1 - x0) * (y1 - y0):
+        return None  # things spread over an empty canvas: a scene, a logo, a line of text
     boxes = _merge_nested(_split_joined(boxes, mask, min_size))
+    if _aligned(boxes) < _ALIGNED:
+        return None  # figures scattered at random: a scene, not a packer's shelves
     order = np.lexsort((boxes[:, 0], boxes[:, 1]))
     return [(int(x0), int(y0), int(x1 - x0), int(y1 - y0)) for x0, y0, x1, y1 in boxes[order]]
+
+
+def _aligned(boxes: np.ndarray) -> float:
+    """Share of boxes whose top, bottom or left edge is on the same line as another box's."""
+    best = 0.0
+    for edge in (boxes[:, 1], boxes[:, 3], boxes[:, 0]):
+        _, inverse, counts = np.unique(edge, return_inverse=True, return_counts=True)
+        best = max(best, float(np.mean(counts[inverse] > 1)))
+    return best
 
 
 def _merge_fragments(boxes: np.ndarray, min_size: int) -> np.ndarray:

@@ -12,6 +12,9 @@ come out of the same search. Among valid cuts the choice goes to, in order:
 3. among those about as steady, cells that tile the picture exactly (the frames the artist
    drew), then fewer empty cells, then the widest gaps.
 
+A grid must hold art in at least half of its cells: figures scattered over a scene leave
+empty lines too, but between mostly empty cells.
+
 Cells are then either whole periods (sprites padded inside their frames keep the frame) or
 the art's common extent in each period (solid tiles with margin and spacing, or periods that
 do not tile the picture).
@@ -40,6 +43,7 @@ _UNKEYED_MIN_CELLS = 4  # cells per axis a grid on a non-key background colour n
 _SINGLE_AXIS_RATIO = 2.5  # a one-cell axis is at most this many times the other pitch
 _MAX_ASPECT = 4  # cells are at most this many times longer than wide
 _MAX_SPRITES_PER_CELL = 1  # median sprites per cell, at most
+_MIN_OCCUPANCY = 0.5  # share of the grid's cells (rows x columns) that must hold art
 _FILLED = 0.9  # cells whose art fills this share of their common extent: solid tiles
 
 
@@ -87,6 +91,8 @@ def gutter_grid(mask: np.ndarray, parts: Parts, keyed: bool, min_size: int) -> l
     cell_w, cell_h = float(np.median(xs.ends - xs.starts)), float(np.median(ys.ends - ys.starts))
     if max(cell_w, cell_h) > _MAX_ASPECT * min(cell_w, cell_h):
         return None  # strips, not tiles: rows of an atlas, lines of text
+    if _occupancy(mask, xs, ys) < _MIN_OCCUPANCY:
+        return None  # figures scattered over empty cells: a scene, not a sheet
     if parts.per_cell(xs, ys) > _MAX_SPRITES_PER_CELL:
         return None  # cells hold several sprites each: a multiple of a grid not found
     tx, ty = _trimmed(mask, xs, ys, axis=1), _trimmed(mask, ys, xs, axis=0)
@@ -255,6 +261,13 @@ def _trimmed(mask: np.ndarray, own: Segments, other: Segments, axis: int) -> Seg
         return own
     size = mask.shape[1]
     return Segments(np.clip(own.bases + t0, 0, size), np.clip(own.bases + t1, 0, size), own.bases)
+
+
+def _occupancy(mask: np.ndarray, xs: Segments, ys: Segments) -> float:
+    """Share of the grid's cells that hold any art: a sheet fills its grid (but for a last
+    row), a scene's empty lines between scattered figures make a grid of mostly empty cells."""
+    art = _block_sums(_block_sums(mask, ys, axis=0), xs, axis=1)
+    return float(np.count_nonzero(art)) / max(art.size, 1)
 
 
 def _fill_ratio(mask: np.ndarray, xs: Segments, ys: Segments) -> float:

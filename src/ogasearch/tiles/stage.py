@@ -11,9 +11,14 @@ pixels, ``phash`` its perceptual hash, ``tiles_state`` skipped (a tile is not cu
 The tile rows and the sheet's new state are written in one transaction, so a kill leaves a
 sheet either pending without tiles or done with all of them. A re-run never duplicates a
 tile: boxes already present for the sheet are left as they are (the unique key on
-``(file_id, archive_path, box)`` backs this up). A sheet whose bytes another, already cut,
-sheet has (the same file uploaded to several pages) gets copies of those tile rows without
-being decoded again. A picture that is no sheet is simply ``done`` with no tiles.
+``(file_id, archive_path, box)`` backs this up), and present boxes that are no longer tiles
+are deleted with their vectors and patches (the catalog cascades; ``unindex`` takes them
+out of the vector index first). That is how a catalog cut by older rules is brought up to
+date: ``upgrade.upgrade_tiling`` sets its sheets back to pending when the run starts.
+
+A sheet whose bytes another, already cut, sheet has (the same file uploaded to several
+pages) gets copies of those tile rows without being decoded again. A picture that is no
+sheet is simply ``done`` with no tiles.
 
 Failures (blob missing, undecodable or refused image) set ``tiles_state`` failed with the
 reason in ``error`` and a ``failures`` row; the run goes on.
@@ -22,12 +27,12 @@ reason in ``error`` and a ``failures`` row; the run goes on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from PIL import Image
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Engine, Row, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ogasearch.catalog.db import record_failure
@@ -42,6 +47,7 @@ from ogasearch.extract.images import (
 )
 from ogasearch.settings import Settings
 from ogasearch.tiles.grid import MIN_TILE, TileBox, find_tiles
+from ogasearch.tiles.upgrade import upgrade_tiling
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,8 @@ STAGE = "tiles"
 # One sheet per transaction: the decoding happens before the first write, so a SQLite catalog
 # is write-locked only for the moment the rows go in, never while the next sheet is decoded.
 BATCH = 1
+
+Unindex = Callable[[list[int]], None]  # takes image ids out of the vector index, durably
 
 
 class BlobPaths(Protocol):
@@ -62,6 +70,8 @@ class TileStats:
     images: int = 0  # whole images examined
     sheets: int = 0  # ... found to be sprite sheets or tile sets
     tiles: int = 0  # tile rows written
+    removed: int = 0  # tile rows deleted: boxes no longer cut (after a rules upgrade)
+    redecided: int = 0  # images set back to pending by a rules upgrade
     copied: int = 0  # ... of which copied from an identical sheet cut before
     failed: int = 0  # images that could not be examined
 
@@ -82,13 +92,17 @@ def cut_tiles(
     *,
     limit: int | None = None,
     min_size: int = MIN_TILE,
+    unindex: Unindex | None = None,
 ) -> TileStats:
-    """Cut every pending whole image (at most ``limit``) into tiles; return what was done."""
+    """Cut every pending whole image (at most ``limit``) into tiles; return what was done.
+
+    ``unindex`` removes the vectors of deleted tiles from the vector index; without it they
+    stay there until ``ogasearch check --repair``."""
     if store is None:
         from ogasearch.store.blobs import BlobStore
 
         store = BlobStore(settings.store_dir)
-    stats = TileStats()
+    stats = TileStats(redecided=upgrade_tiling(engine))
     query = (
         select(
             images.c.id,
@@ -104,7 +118,7 @@ def cut_tiles(
 
     def process(conn: Connection, rows: Sequence[Row]) -> None:
         for row in rows:
-            _cut_one(conn, row, settings, store, min_size, stats)
+            _cut_one(conn, row, settings, store, min_size, stats, unindex)
 
     pending = Pending(query, images, cursor=images.c.id)
     run(engine, pending, process, desc=STAGE, unit="image", batch=BATCH, limit=limit)
@@ -118,6 +132,7 @@ def _cut_one(
     store: BlobPaths,
     min_size: int,
     stats: TileStats,
+    unindex: Unindex | None,
 ) -> None:
     """Examine one whole image and record its tiles and new state on ``conn``."""
     stats.images += 1
@@ -139,6 +154,7 @@ def _cut_one(
             record_failure(conn, STAGE, f"image {row.id}", reason)
             stats.failed += 1
             return
+    stats.removed += _remove_stale(conn, row, {str(r.box) for r in records}, unindex)
     stats.tiles += _write_tiles(conn, row, records)
     if records:
         stats.sheets += 1
@@ -183,6 +199,24 @@ def _copy_from_twin(conn: Connection, row: Row) -> list[TileRecord] | None:
         TileRecord(box=TileBox.parse(t.box), pixel_sha256=t.pixel_sha256, phash=t.phash)
         for t in tiles
     ]
+
+
+def _remove_stale(conn: Connection, row: Row, boxes: set[str], unindex: Unindex | None) -> int:
+    """Delete the sheet's tile rows whose box is not in ``boxes`` (vectors and patches go
+    with them); indexed ones leave the vector index first. Return how many were deleted."""
+    present = conn.execute(
+        select(images.c.id, images.c.box, images.c.indexed).where(images.c.parent_id == row.id)
+    ).all()
+    stale = [t for t in present if t.box not in boxes]
+    if not stale:
+        return 0
+    indexed = [t.id for t in stale if t.indexed]
+    if indexed and unindex is not None:
+        unindex(indexed)  # durable before the rows go: a kill leaves the rows to redo
+    ids = [t.id for t in stale]
+    for start in range(0, len(ids), 500):
+        conn.execute(delete(images).where(images.c.id.in_(ids[start : start + 500])))
+    return len(ids)
 
 
 def _write_tiles(conn: Connection, row: Row, records: list[TileRecord]) -> int:
