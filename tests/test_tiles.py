@@ -888,3 +888,17 @@ def test_a_last_row_of_smaller_sprites_keeps_the_grid() -> None:
         paste(canvas, blob_sprite(30, h, 800 + k), x + 5, y)
     found = boxes_of(image(canvas))
     assert found == [(2 + i * 43 + 5, 2 + j * 43, 30, 40) for j in range(3) for i in range(4)]
+
+
+def test_two_lines_of_glyphs_are_a_logo_not_an_atlas() -> None:
+    """Glyphs of one height along a title line and a smaller subtitle line, at uneven
+    widths and gaps (no grid): the atlas finder's shelves, but text."""
+    rng = np.random.default_rng(3)
+    canvas = sheet(420, 110)
+    for line, (top, height, count) in enumerate(((10, 40, 9), (70, 20, 8))):
+        x = 12 + line * 60
+        for k in range(count):
+            width = int(rng.integers(height * 2 // 3, height + 8))
+            paste(canvas, blob_sprite(width, height, 900 + 20 * line + k), x, top)
+            x += width + int(rng.integers(2, 7))
+    assert find_tiles(image(canvas)) == []
