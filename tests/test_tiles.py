@@ -866,3 +866,39 @@ def test_sprites_packed_on_shelves_are_an_atlas() -> None:
         x += sprite.width + 2
         count = i + 1
     assert len(find_tiles(image(canvas))) == count
+
+
+def test_two_row_sheet_on_a_plain_background_colour_is_cut() -> None:
+    """Sprites with spacing but no margin on a background that is no key colour: the
+    one-colour lines between the frames are the background."""
+    fill = (70, 110, 160, 255)
+    canvas = sheet(5 * 40 + 4 * 4, 2 * 40 + 4, fill)
+    for k in range(10):
+        paste(canvas, blob_sprite(30 + k % 3 * 4, 40, 700 + k), (k % 5) * 44, (k // 5) * 44)
+    assert len(find_tiles(image(canvas))) == 10
+
+
+def test_a_last_row_of_smaller_sprites_keeps_the_grid() -> None:
+    """Three rows, the last holding small things (gems under flags): still one grid whose
+    cells are the frames' common art extent."""
+    canvas = sheet(2 + 4 * 40 + 3 * 3 + 2, 2 + 3 * 40 + 2 * 3 + 2)
+    for k in range(12):
+        h = 40 if k < 8 else 14
+        x, y = 2 + (k % 4) * 43, 2 + (k // 4) * 43 + (40 - h) // 2
+        paste(canvas, blob_sprite(30, h, 800 + k), x + 5, y)
+    found = boxes_of(image(canvas))
+    assert found == [(2 + i * 43 + 5, 2 + j * 43, 30, 40) for j in range(3) for i in range(4)]
+
+
+def test_two_lines_of_glyphs_are_a_logo_not_an_atlas() -> None:
+    """Glyphs of one height along a title line and a smaller subtitle line, at uneven
+    widths and gaps (no grid): the atlas finder's shelves, but text."""
+    rng = np.random.default_rng(3)
+    canvas = sheet(420, 110)
+    for line, (top, height, count) in enumerate(((10, 40, 9), (70, 20, 8))):
+        x = 12 + line * 60
+        for k in range(count):
+            width = int(rng.integers(height * 2 // 3, height + 8))
+            paste(canvas, blob_sprite(width, height, 900 + 20 * line + k), x, top)
+            x += width + int(rng.integers(2, 7))
+    assert find_tiles(image(canvas)) == []

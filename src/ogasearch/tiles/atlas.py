@@ -13,6 +13,7 @@ an illustration, a starfield or a scene, not an atlas. An atlas without a grid i
 of a packer, and packers leave two marks that scenes, logos and lines of text lack: the
 sprites fill most of the art's bounding box, and they sit on shelves (most sprites share
 their top, bottom or left edge with another sprite), where a scene scatters its figures.
+Text has shelves too, but few of them (its lines), each of glyphs of about one height.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ _MIN_SPRITES = 3  # sprites an atlas needs
 _SPRITE_SIDE = 2  # median sprite area at least (this x min_size) squared
 _ATLAS_COVER = 0.4  # sprite boxes cover at least this share of the art's bounding box
 _ALIGNED = 0.5  # share of sprites that share an edge line with another sprite, at least
+_TEXT_LINES = 3  # sprites in this many lines at most, ...
+_LINE_ALIKE = 2 / 3  # ... with this share of each line's glyphs ...
+_LINE_HEIGHT = 0.15  # ... this close to the line's median height: text or a logo
 _JOINED = 1.5  # a box this many times the typical side may be two touching sprites ...
 _NECK_SPAN = 0.25  # ... split between this share of its length and one minus it ...
 _NECK = 0.15  # ... where at most this share of the line is art
@@ -63,6 +67,8 @@ def atlas_cells(parts: Parts, min_size: int) -> list[Cell] | None:
     boxes = _merge_nested(_split_joined(boxes, mask, min_size))
     if _aligned(boxes) < _ALIGNED:
         return None  # figures scattered at random: a scene, not a packer's shelves
+    if _text_lines(boxes):
+        return None  # glyphs of one height along a line or two: a logo, a title, a caption
     order = np.lexsort((boxes[:, 0], boxes[:, 1]))
     return [(int(x0), int(y0), int(x1 - x0), int(y1 - y0)) for x0, y0, x1, y1 in boxes[order]]
 
@@ -74,6 +80,27 @@ def _aligned(boxes: np.ndarray) -> float:
         _, inverse, counts = np.unique(edge, return_inverse=True, return_counts=True)
         best = max(best, float(np.mean(counts[inverse] > 1)))
     return best
+
+
+def _text_lines(boxes: np.ndarray) -> bool:
+    """Whether the boxes lie in a few lines (runs of rows that boxes cover) whose glyphs are
+    mostly of one height. A packer's shelves are many, or hold sprites of any height."""
+    order = np.argsort(boxes[:, 1])
+    lines: list[list[int]] = []
+    bottom = -1
+    for i in order:
+        if boxes[i, 1] >= bottom:
+            lines.append([])
+        lines[-1].append(int(i))
+        bottom = max(bottom, int(boxes[i, 3]))
+    if len(lines) > _TEXT_LINES:
+        return False
+    for line in lines:
+        heights = boxes[line, 3] - boxes[line, 1]
+        alike = np.abs(heights - np.median(heights)) <= _LINE_HEIGHT * np.median(heights)
+        if np.mean(alike) < _LINE_ALIKE:
+            return False
+    return True
 
 
 def _merge_fragments(boxes: np.ndarray, min_size: int) -> np.ndarray:

@@ -36,10 +36,11 @@ _CROSSING_SHARE = 0.005  # a cut may cross the art of this share of the lines ..
 _CLEAN_CUTS = 0.75  # ... but this share of the cuts must cross nothing
 _MAX_EMPTY_SEGMENTS = 0.5  # empty rows/columns of cells allowed, as a share of busy ones
 _FEW_CELLS = 3  # an axis with this few cells needs cells of similar art extent ...
-_SIMILAR_EXTENT = 0.5  # ... the smallest at least this share of the largest
+_SIMILAR_EXTENT = 0.3  # ... the smallest at least this share of the largest (a last row of
+# gems under flags is a third as tall; a picture's parts at empty lines differ more)
 _MAX_BANDS = 2  # median separate runs of art per cell along an axis, at most
 _DRIFT = 0.1  # pitches whose art moves this share of a period more still compete
-_UNKEYED_MIN_CELLS = 4  # cells per axis a grid on a non-key background colour needs
+_UNKEYED_MIN_CELLS = 8  # cells a grid on a non-key background colour needs, 2+ per axis
 _SINGLE_AXIS_RATIO = 2.5  # a one-cell axis is at most this many times the other pitch
 _MAX_ASPECT = 4  # cells are at most this many times longer than wide
 _MAX_SPRITES_PER_CELL = 1  # median sprites per cell, at most
@@ -82,7 +83,7 @@ def gutter_grid(mask: np.ndarray, parts: Parts, keyed: bool, min_size: int) -> l
     ay = gutter_axis(rows, np.count_nonzero(mask[1:] & mask[:-1], axis=1), width, min_size)
     if ax is None and ay is None:
         return None
-    if not keyed and (ax is None or ay is None or min(ax.count, ay.count) < _UNKEYED_MIN_CELLS):
+    if not keyed and (ax is None or ay is None or ax.count * ay.count < _UNKEYED_MIN_CELLS):
         return None  # a plain colour that may be a texture's body: only clear grids count
     if not _single_axis_ok(ax, cols, ay, rows):
         return None

@@ -120,11 +120,12 @@ def _lossy_background(rgba: np.ndarray) -> np.ndarray | None:
 
 
 def _gutter_colour(pixels: np.ndarray) -> np.uint32 | None:
-    """The key colour of the one-colour rows and columns between the tiles of an opaque
-    sheet whose tiles touch its border (no margin), or None.
+    """The colour of the one-colour rows and columns between the tiles of an opaque sheet
+    whose tiles touch its border (no margin), or None.
 
     Only lines inside the picture count (not the runs along its edges, such as a tile's
-    own sky or snow), and at least two of them must share the colour.
+    own sky or snow), and at least two of them must share the colour. Any colour will do:
+    one that is no key colour leaves the mask uncertain, so only a clear grid is cut.
     """
     lines: list[np.uint32] = []
     for grid in (pixels, pixels.T):
@@ -139,10 +140,8 @@ def _gutter_colour(pixels: np.ndarray) -> np.uint32 | None:
     if len(lines) < _GUTTER_LINES:
         return None
     values, counts = np.unique(np.array(lines, dtype=np.uint32), return_counts=True)
-    for k in np.argsort(-counts, kind="stable"):
-        if counts[k] >= _GUTTER_LINES and is_key_colour(values[k : k + 1].view(np.uint8)[:3]):
-            return values[k]
-    return None
+    best = int(np.argmax(counts))
+    return values[best] if counts[best] >= _GUTTER_LINES else None
 
 
 def is_key_colour(rgb: np.ndarray) -> bool:
