@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import Connection, and_, func, select
 
+from ogasearch.catalog import CatalogMissing
 from ogasearch.catalog.schema import (
     authors,
     embeddings,
@@ -116,7 +117,7 @@ class CatalogPixels:
 class SearchService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.ws = Workspace(settings)
+        self.ws = Workspace(settings, create=False)  # searching never creates a data folder
         self._lock = threading.Lock()
         self._refreshed = 0.0
         self._matcher: Matcher | None = None
@@ -195,7 +196,13 @@ class SearchService:
         return out.getvalue()
 
     def stats(self) -> dict[str, Any]:
-        counts = catalog_stats(self.ws.engine)
+        """Counts, and ``empty``: nothing indexed (with a ``message`` when there is no
+        catalog at all)."""
+        try:
+            counts = catalog_stats(self.ws.engine)
+        except CatalogMissing as exc:
+            zero = dict.fromkeys(("pages", "files", "images", "tiles", "indexed", "vectors"), 0)
+            return {**zero, "empty": True, "message": str(exc)}
         pages_by_state = counts["pages"]
         files_by_state = counts["files"]
         return {
@@ -205,6 +212,7 @@ class SearchService:
             "tiles": counts["tiles"],
             "indexed": counts["indexed"],
             "vectors": len(self._index()),
+            "empty": counts["indexed"] == 0,
         }
 
     def licenses(self) -> list[str]:
