@@ -216,7 +216,11 @@ class SearchService:
         }
 
     def licenses(self) -> list[str]:
-        with self.ws.engine.connect() as conn:
+        try:
+            engine = self.ws.engine
+        except CatalogMissing:
+            return []  # no catalog yet: the page still shows, and says the index is empty
+        with engine.connect() as conn:
             return list(conn.execute(select(licenses.c.name).order_by(licenses.c.name)).scalars())
 
     def close(self) -> None:
