@@ -28,5 +28,5 @@ python -m pip install -q --upgrade pip
 # The CPU build of torch comes from a local file; pinning it keeps pip from pulling CUDA builds.
 # torch is only needed once, to export the default model to ONNX.
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[model,milvus,test]"
+python -m pip install -q -e ".[model,milvus,scale,test]"
 echo "setup: done ($(python --version), venv in .venv)"
