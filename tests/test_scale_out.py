@@ -365,7 +365,7 @@ def _stop_pid_file(pid_file: Path) -> None:
     reason="the README's PostgreSQL steps need root and Debian's postgresql-common",
 )
 def test_readme_scale_out_block_runs_as_written(
-    site: RunningSite, single: SingleRun, tmp_path: Path
+    site: RunningSite, single: SingleRun, tmp_path: Path, milvus_server: Any
 ) -> None:
     """The README's move to PostgreSQL + Milvus, run verbatim (own ports and cluster name):
     afterwards ``--data DIR`` alone uses the new backends (``update`` fetches and embeds
@@ -385,6 +385,7 @@ def test_readme_scale_out_block_runs_as_written(
     env.pop("OGASEARCH_DATA", None)
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     pg_version = sorted(os.listdir("/usr/lib/postgresql"), key=int)[-1]
+    milvus_server.stop()  # the block starts its own Milvus; etcd's port 2380 allows one
     try:
         proc = subprocess.run(
             ["bash", "-e", "-c", script],
@@ -428,6 +429,7 @@ def test_readme_scale_out_block_runs_as_written(
         subprocess.run(
             ["pg_dropcluster", "--stop", pg_version, cluster], capture_output=True, timeout=120
         )
+        milvus_server.start()
 
 
 def _free_ports(count: int) -> list[int]:
