@@ -20,7 +20,7 @@ case "$mode" in
   # PostgreSQL: tests of the scale-out catalog; Chromium: UI tests; Dungeon Crawl tiles: CC0
   # pixel art for the embedding tests and the quality evaluation.
   test) APT_PACKAGES="libarchive13 postgresql chromium crawl-tiles-data"
-        EXTRAS="model,variants,milvus,test" ;;
+        EXTRAS="model,variants,milvus,scale,test" ;;
   *) echo "usage: bash scripts/setup.sh [runtime|test]" >&2; exit 2 ;;
 esac
 

@@ -8,6 +8,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,10 +75,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Milvus 2.3 standalone server for the session, stopped at the end.
-
-    Shared by the index contract tests, the end-to-end search tests and the scale-out test.
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Milvus 2.3 standalone server (``milvus.MilvusServer``) for the session, stopped
+    at the end. Its embedded etcd always takes port 2380, so only one such server can run on
+    a machine: a test that starts another (the README's scale-out steps) stops this one first
+    and starts it again after.
     """
     try:
         from milvus import MilvusServer, MilvusServerConfig
@@ -97,6 +99,13 @@ def milvus_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         tail = logs.read_text(errors="replace")[-2000:] if logs.exists() else ""
         pytest.skip(f"Milvus server could not be started: {exc!r}\n{tail}")
     try:
-        yield f"http://{server.server_address}:{server.listen_port}"
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri(milvus_server: Any) -> str:
+    """The session's Milvus server, for the index contract tests, the end-to-end search tests
+    and the scale-out tests."""
+    return f"http://{milvus_server.server_address}:{milvus_server.listen_port}"

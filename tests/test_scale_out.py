@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -306,3 +311,138 @@ def test_embedded_default_moves_to_postgresql_and_milvus(
     report = _check(moved, site, pg_url, milvus_server_uri, "--no-repair")
     assert report["clean"] and report["in_index"] == total + stats["embed"]["embedded"]
     _drop_ogasearch_collections(milvus_server_uri)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_scale_out_block() -> str:
+    """The one fenced shell block of the README's "Scale-out" section."""
+    section = README.read_text().split("\n## Scale-out\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert len(blocks) == 1, f"expected one sh block in Scale-out, found {len(blocks)}"
+    return str(blocks[0])
+
+
+def _with_values(block: str, values: dict[str, str]) -> str:
+    """``block`` with the values of some of the ``NAME=value`` lines it opens with replaced:
+    everything else is run as the README has it."""
+    lines = block.splitlines()
+    declared: dict[str, int] = {}
+    for number, line in enumerate(lines):
+        found = re.match(r"([A-Z_]+)=\S+", line)
+        if not found:
+            break
+        declared[found[1]] = number
+    assert set(values) <= set(declared), f"the block declares {sorted(declared)}"
+    for name, value in values.items():
+        lines[declared[name]] = f"{name}={shlex.quote(value)}"
+    return "\n".join(lines) + "\n"
+
+
+def _json_lines(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def _stop_pid_file(pid_file: Path) -> None:
+    """Stop the Milvus launcher as the README says (SIGINT: it stops its server first)."""
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("pg_createcluster"),
+    reason="the README's PostgreSQL steps need root and Debian's postgresql-common",
+)
+def test_readme_scale_out_block_runs_as_written(
+    site: RunningSite, single: SingleRun, tmp_path: Path, milvus_server: Any
+) -> None:
+    """The README's move to PostgreSQL + Milvus, run verbatim (own ports and cluster name):
+    afterwards ``--data DIR`` alone uses the new backends (``update`` fetches and embeds
+    nothing again), ``check --no-repair`` names them and is clean, and the embedded files
+    the README then allows to delete are really unused."""
+    if shutil.which("milvus-server", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("the milvus package (ogasearch[scale]) is not installed")
+    work = tmp_path / "work"
+    shutil.copytree(single.data, work / "oga")  # the README's DATA=./oga
+    pg_port, milvus_port = _free_ports(2)
+    cluster = f"ogasearch_test_{os.getpid()}"
+    script = _with_values(
+        _readme_scale_out_block(),
+        {"PG_CLUSTER": cluster, "PG_PORT": str(pg_port), "MILVUS_PORT": str(milvus_port)},
+    )
+    env = cli_env(OGASEARCH_SITE=site.base_url)
+    env.pop("OGASEARCH_DATA", None)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    pg_version = sorted(os.listdir("/usr/lib/postgresql"), key=int)[-1]
+    milvus_server.stop()  # the block starts its own Milvus; etcd's port 2380 allows one
+    site.clear_requests()
+    try:
+        proc = subprocess.run(
+            ["bash", "-e", "-c", script],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-4000:]}"
+        assert "change-me" not in proc.stdout + proc.stderr  # the password is masked
+        catalog = f"postgresql://ogasearch:***@127.0.0.1:{pg_port}/ogasearch"
+        vectors = f"http://127.0.0.1:{milvus_port}"
+        checks = [line for line in _json_lines(proc.stdout) if "clean" in line]
+        filled, verified = checks[-2:]
+        total = len(_embedded(sqlite_url(single.data)))
+        assert filled["repaired"] and filled["missing_from_index"] == total
+        assert verified["catalog"] == catalog and verified["vectors"] == vectors, verified
+        assert verified["clean"] and verified["in_index"] == total
+        # Step 6's update ran on PostgreSQL + Milvus: no page or file the embedded catalog
+        # had was fetched again (only submissions added to the site since, if any), and only
+        # their images were embedded.
+        refetched = set(_fetches(site.requests())) & set(single.fetches)
+        assert not refetched, sorted(refetched)[:5]
+        stats = _stage_stats(proc.stdout)
+        added = stats["embed"]["embedded"]
+        assert added == stats["index"]["vectors"]["indexed"] < total, stats
+
+        # What the README then allows to delete is not read any more.
+        data = work / "oga"
+        shutil.rmtree(data / "vectors")
+        for path in data.glob("catalog.sqlite*"):
+            path.unlink()
+        shown = run_cli(data, site.base_url, "stats", **{"PATH": env["PATH"]})
+        counts = json.loads(shown.stdout)
+        assert (counts["catalog"], counts["vectors"]) == (catalog, vectors)
+        assert counts["indexed"] == total + added
+        again = json.loads(
+            run_cli(data, site.base_url, "check", "--no-repair").stdout.strip().splitlines()[-1]
+        )
+        assert again["clean"] and again["in_index"] == total + added
+        assert not list(data.glob("catalog.sqlite*")) and not (data / "vectors").exists()
+    finally:
+        _stop_pid_file(work / "milvus" / "server.pid")
+        subprocess.run(
+            ["pg_dropcluster", "--stop", pg_version, cluster], capture_output=True, timeout=120
+        )
+        milvus_server.start()
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -15,7 +15,8 @@ from typing import Any
 import click
 
 from ogasearch import __version__
-from ogasearch.settings import Settings, load_settings
+from ogasearch.catalog.db import CatalogError
+from ogasearch.settings import ConfigError, Settings, load_settings
 
 F = Callable[..., Any]
 
@@ -41,16 +42,19 @@ def common_options(func: F) -> F:
     def wrapper(*args: Any, config: Path | None, verbose: int, **kwargs: Any) -> Any:
         names = ("data", "site", "catalog", "vectors", "delay", "workers")
         overrides = {n: kwargs.pop(n) for n in names}
-        if config is not None:
-            import os
-
-            os.environ["OGASEARCH_CONFIG"] = str(config)
         logging.basicConfig(
             level=logging.WARNING - 10 * min(verbose, 2),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-        return func(*args, settings=load_settings(**overrides), **kwargs)
+        try:
+            settings = load_settings(config=config, **overrides)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            return func(*args, settings=settings, **kwargs)
+        except CatalogError as exc:  # no catalog where the settings point, or none reachable
+            raise click.ClickException(str(exc)) from None
 
     return wrapper
 
@@ -159,12 +163,13 @@ def failures(settings: Settings, stage: str | None, limit: int) -> None:
 @main.command()
 @common_options
 def stats(settings: Settings) -> None:
-    """Counts of pages, files, members, images and tiles by state."""
+    """Counts of pages, files, members, images and tiles by state, and which catalog and
+    vector store they come from."""
     from ogasearch.catalog.stats import catalog_stats
     from ogasearch.workspace import Workspace
 
-    with Workspace(settings) as ws:
-        click.echo(json.dumps(catalog_stats(ws.engine), indent=2))
+    with Workspace(settings, create=False) as ws:
+        click.echo(json.dumps({**ws.backends, **catalog_stats(ws.engine)}, indent=2))
 
 
 @main.command(name="copy-catalog")
@@ -200,13 +205,16 @@ _stage_command("index", "Add embedded images to the vector index; refresh keywor
 @common_options
 @click.option("--repair/--no-repair", default=True, show_default=True, help="Fix what is found.")
 def check(settings: Settings, repair: bool) -> None:
-    """Compare the catalog with the vector index; repair any mismatch. Exit 1 if not clean."""
+    """Compare the catalog with the vector index; repair any mismatch. Exit 1 if not clean.
+    The summary names the catalog and the vector store it checked."""
     from ogasearch.index.stage import check as run_check
     from ogasearch.workspace import Workspace
 
-    with Workspace(settings) as ws:
+    with Workspace(settings, create=False) as ws:
         report = run_check(ws.engine, ws.index, repair=repair)
+        backends = ws.backends
     summary = {
+        **backends,
         "indexed_in_catalog": report.indexed_in_catalog,
         "in_index": report.in_index,
         "missing_from_index": len(report.missing_from_index),
@@ -241,6 +249,7 @@ def search(
     as_json: bool,
 ) -> None:
     """Search by IMAGE file, by --text keywords, or --similar ID."""
+    from ogasearch.catalog.stats import has_indexed
     from ogasearch.extract.images import ImageRejected, open_image
     from ogasearch.search.results import Filters, ImageNotFound
     from ogasearch.search.service import SearchService
@@ -250,6 +259,11 @@ def search(
     filters = Filters(license=license_name, tiles=tiles)  # type: ignore[arg-type]
     service = SearchService(settings)
     try:
+        if not has_indexed(service.ws.engine):
+            raise click.ClickException(
+                f"nothing is indexed in {service.ws.backends['catalog']}: "
+                "run `ogasearch update` first"
+            )
         if image is not None:
             try:
                 with open_image(image, settings.limits) as img:
@@ -286,9 +300,17 @@ def search(
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
 def serve(settings: Settings, host: str, port: int) -> None:
-    """Serve the web UI and the JSON API (runs fine beside a running ``update``)."""
+    """Serve the web UI and the JSON API (runs fine beside a running ``update``). With no
+    catalog yet it still starts, creates nothing, and says the index is empty."""
+    from ogasearch.catalog import CatalogMissing
     from ogasearch.web.server import serve as run_server
+    from ogasearch.workspace import Workspace
 
+    with Workspace(settings, create=False) as ws:
+        try:
+            _ = ws.engine  # opened only to say now whether there is a catalog
+        except CatalogMissing as exc:
+            click.echo(f"warning: {exc}; serving an empty index until then", err=True)
     click.echo(f"ogasearch: http://{host}:{port}/  (API docs: /docs)", err=True)
     run_server(settings, host=host, port=port)
 

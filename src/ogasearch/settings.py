@@ -1,19 +1,26 @@
 """Settings: command-line options > environment (``OGASEARCH_*``) > config file > defaults.
 
 The config file is TOML, found at ``--config FILE`` / ``OGASEARCH_CONFIG`` or, when neither is
-given, ``<data>/ogasearch.toml`` if it exists. Keys are the field names below.
+given, ``DATA/ogasearch.toml`` if it exists, where ``DATA`` is the data folder the options or
+the environment name (``--data DIR`` finds ``DIR/ogasearch.toml``). Keys are the field names
+below; the limits are a ``[limits]`` table. Everything arrives as constructor arguments or is
+read from the environment here: no caller passes settings through ``os.environ``.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -22,6 +29,13 @@ from pydantic_settings import (
 from ogasearch import __version__
 
 DEFAULT_SITE = "https://opengameart.org"
+DEFAULT_DATA = Path("./ogasearch-data")
+CONFIG_NAME = "ogasearch.toml"
+
+
+class ConfigError(ValueError):
+    """The settings cannot be built: a config file that is missing or not TOML, or a value
+    (from an option, the environment or the file) that is unknown or of the wrong type."""
 
 
 class Limits(BaseSettings):
@@ -48,9 +62,11 @@ class Limits(BaseSettings):
 class Settings(BaseSettings):
     """Everything a command needs to know about where things are and how to behave."""
 
-    model_config = SettingsConfigDict(env_prefix="OGASEARCH_", extra="ignore")
+    # Unknown keys are refused: a misspelt key in the config file must not be silently ignored.
+    model_config = SettingsConfigDict(env_prefix="OGASEARCH_", extra="forbid")
 
-    data: Path = Path("./ogasearch-data")
+    config: Path | None = None  # TOML config file; default DATA/ogasearch.toml if it exists
+    data: Path = DEFAULT_DATA
     site: str = DEFAULT_SITE
     catalog: str | None = None  # SQLAlchemy URL; default sqlite:///<data>/catalog.sqlite
     vectors: str | None = None  # default: in-process index in <data>/vectors
@@ -90,10 +106,17 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config = _config_file()
+        assert isinstance(init_settings, InitSettingsSource)
+        env = env_settings()
+        # The limits' own variables (OGASEARCH_LIMIT_*) rank with the environment, above the
+        # config file's [limits] table: the sources are merged key by key, this one first.
+        limits_env = InitSettingsSource(
+            settings_cls, init_kwargs={"limits": EnvSettingsSource(Limits)()}
+        )
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, limits_env]
+        config = config_file(init_settings.init_kwargs, env)
         if config is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+            sources.append(_toml_source(settings_cls, config))
         return tuple(sources)
 
     @property
@@ -113,18 +136,37 @@ class Settings(BaseSettings):
         return self.site.rstrip("/")
 
 
-def _config_file() -> Path | None:
-    explicit = os.environ.get("OGASEARCH_CONFIG")
+def config_file(init: Mapping[str, Any], env: Mapping[str, Any]) -> Path | None:
+    """The config file for these constructor arguments and environment values: ``config``
+    (argument, then environment), else ``DATA/ogasearch.toml`` if it exists, with ``DATA``
+    from the arguments, then the environment, then the default. An explicit file must exist."""
+    explicit = init.get("config") or env.get("config")
     if explicit:
-        return Path(explicit)
-    data = Path(os.environ.get("OGASEARCH_DATA", "./ogasearch-data"))
-    candidate = data / "ogasearch.toml"
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    candidate = Path(init.get("data") or env.get("data") or DEFAULT_DATA) / CONFIG_NAME
     return candidate if candidate.is_file() else None
 
 
+def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from defaults, config file, environment and explicit (CLI) overrides."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Build settings from defaults, config file, environment and explicit (CLI) overrides
+    (``None`` means not given). Raises ``ConfigError`` with one line saying what is wrong."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
 
 
 def host_port(entry: str) -> tuple[str, int]:

@@ -3,7 +3,9 @@
 One ``Workspace`` per process. It owns the catalog engine, the blob store, the polite HTTP client,
 the feature extractor and the vector index, opens each on first use, and closes them in reverse
 order. Both paths use it: the write path (``ogasearch.pipeline`` and its stages) and the read
-path (``ogasearch.search``, ``ogasearch.web``); it imports no stage module.
+path (``ogasearch.search``, ``ogasearch.web``); it imports no stage module. The read path opens
+it with ``create=False``: then a missing data folder or catalog raises ``DataFolderMissing`` /
+``CatalogMissing`` instead of being created empty.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from ogasearch.catalog import open_catalog
+from ogasearch.catalog import CatalogMissing, masked_url, open_catalog
 from ogasearch.crawl.http import PoliteClient
 from ogasearch.embed import extractors
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
@@ -23,17 +25,32 @@ from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
 
 
+class DataFolderMissing(CatalogMissing):
+    """The data folder does not exist, and the command may not create it."""
+
+
 @dataclass
 class Workspace:
-    """Settings plus the catalog, the blob store, the site client, the model and the index."""
+    """Settings plus the catalog, the blob store, the site client, the model and the index.
+
+    ``create=False``: create nothing; the data folder and the catalog must exist.
+    """
 
     settings: Settings
+    create: bool = True
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @cached_property
     def engine(self) -> Engine:
-        self.settings.data.mkdir(parents=True, exist_ok=True)
-        engine = open_catalog(self.settings.catalog_url)
+        data = self.settings.data
+        if self.create:
+            data.mkdir(parents=True, exist_ok=True)
+        elif not data.is_dir():
+            raise DataFolderMissing(
+                f"no data folder {data}: give the folder `ogasearch update` built with --data"
+                " (or OGASEARCH_DATA)"
+            )
+        engine = open_catalog(self.settings.catalog_url, create=self.create)
         self._closers.append(engine.dispose)
         return engine
 
@@ -67,6 +84,12 @@ class Workspace:
         index = open_index(uri, self.settings.data, extractor.dim, extractor.name)
         self._closers.append(index.close)
         return index
+
+    @property
+    def backends(self) -> dict[str, str]:
+        """Which catalog (password masked) and vector store this workspace uses."""
+        vectors = self.settings.vectors or f"embedded HNSW in {self.settings.data / 'vectors'}"
+        return {"catalog": masked_url(self.settings.catalog_url), "vectors": vectors}
 
     def close(self) -> None:
         while self._closers:

@@ -31,3 +31,10 @@ def catalog_stats(engine: Engine) -> dict[str, Any]:
                 conn.execute(select(func.count()).where(images.c.indexed.is_(True))).scalar_one()
             ),
         }
+
+
+def has_indexed(engine: Engine) -> bool:
+    """Whether any image is indexed (one row looked at, not a count)."""
+    with engine.connect() as conn:
+        query = select(images.c.id).where(images.c.indexed.is_(True)).limit(1)
+        return conn.execute(query).first() is not None

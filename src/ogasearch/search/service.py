@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from ogasearch.catalog import CatalogMissing
 from ogasearch.catalog.stats import catalog_stats
 from ogasearch.catalog.vectors import decode_vectors
 from ogasearch.extract.pixels import load_pixels, tile_box
@@ -46,7 +47,7 @@ from ogasearch.workspace import Workspace
 class SearchService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.ws = Workspace(settings)
+        self.ws = Workspace(settings, create=False)  # searching never creates a data folder
         self.vectors = RefreshingIndex(self.ws)
         self._matcher: Matcher | None = None
 
@@ -140,7 +141,13 @@ class SearchService:
         return out.getvalue()
 
     def stats(self) -> dict[str, Any]:
-        counts = catalog_stats(self.ws.engine)
+        """Counts, and ``empty``: nothing indexed (with a ``message`` when there is no
+        catalog at all)."""
+        try:
+            counts = catalog_stats(self.ws.engine)
+        except CatalogMissing as exc:
+            zero = dict.fromkeys(("pages", "files", "images", "tiles", "indexed", "vectors"), 0)
+            return {**zero, "empty": True, "message": str(exc)}
         pages_by_state = counts["pages"]
         files_by_state = counts["files"]
         return {
@@ -150,10 +157,15 @@ class SearchService:
             "tiles": counts["tiles"],
             "indexed": counts["indexed"],
             "vectors": len(self.vectors.index()),
+            "empty": counts["indexed"] == 0,
         }
 
     def licenses(self) -> list[str]:
-        with self.ws.engine.connect() as conn:
+        try:
+            engine = self.ws.engine
+        except CatalogMissing:
+            return []  # no catalog yet: the page still shows, and says the index is empty
+        with engine.connect() as conn:
             return catalog_reads.licence_names(conn)
 
     def close(self) -> None:

@@ -166,5 +166,6 @@ def image_sources(request: Request, service: Service, image_id: int) -> ImageOut
 
 @router.get("/stats")
 def stats(service: Service) -> dict[str, Any]:
-    """Counts of pages, files, images, tiles and indexed images."""
+    """Counts of pages, files, images, tiles and indexed images; ``empty`` is true while
+    nothing is indexed (``message`` says why when there is no catalog yet)."""
     return service.stats()

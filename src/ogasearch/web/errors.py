@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from ogasearch.catalog import CatalogMissing
 from ogasearch.web.query_images import QueryError
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ CODES = {
     422: "invalid_parameters",
     502: "fetch_failed",
 }
+NO_INDEX = 503  # no catalog where the settings point yet: ``ogasearch update`` builds it
 
 
 def error_response(status: int, code: str, detail: object) -> JSONResponse:
@@ -38,6 +40,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueryError)
     async def query_error(request: Request, exc: QueryError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(CatalogMissing)
+    async def no_index(request: Request, exc: CatalogMissing) -> JSONResponse:
+        return error_response(NO_INDEX, "no_index", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
