@@ -172,9 +172,15 @@ class SearchService:
         filters = filters or Filters()
         with self.ws.engine.connect() as conn:
             hits = keywords.search_pages(conn, q, self._pool(k))
-            firsts = self._first_images(conn, [pid for pid, _ in hits], filters)
-        matches = [Match(firsts[pid], score, "text") for pid, score in hits if pid in firsts]  # type: ignore[arg-type]
-        return self._respond(matches, k, filters, start, own_page=True)
+            cards = keywords.card_images(conn, hits, filters.tiles)
+        matches = [
+            Match(cards[pid], score, "text")  # type: ignore[arg-type]
+            for pid, score in hits.pages
+            if pid in cards
+        ]
+        response = self._respond(matches, k, filters, start, own_page=True)
+        response.did_you_mean = hits.did_you_mean
+        return response
 
     def image(self, image_id: int) -> SearchResult | None:
         if not _is_image_id(image_id):
@@ -260,33 +266,6 @@ class SearchService:
     ) -> SearchResponse:
         results = self._results(matches, k, filters, own_page)
         return SearchResponse(results=results, took_ms=(time.perf_counter() - start) * 1000)
-
-    def _first_images(
-        self, conn: Connection, page_ids: list[int], filters: Filters
-    ) -> dict[int, int]:
-        """The first indexed image of each page (files in page order, whole images first)."""
-        if not page_ids:
-            return {}
-        query = (
-            select(files.c.page_id, images.c.id)
-            .join(files, files.c.id == images.c.file_id)
-            .where(files.c.page_id.in_(page_ids), files.c.present.is_(True))
-            .order_by(
-                files.c.page_id,
-                images.c.parent_id.is_not(None),
-                files.c.kind != "file",
-                files.c.position,
-                images.c.id,
-            )
-        )
-        if filters.tiles == "only":
-            query = query.where(images.c.parent_id.is_not(None))
-        elif filters.tiles == "exclude":
-            query = query.where(images.c.parent_id.is_(None))
-        first: dict[int, int] = {}
-        for page_id, image_id in conn.execute(query):
-            first.setdefault(int(page_id), int(image_id))
-        return first
 
     def _results(
         self,
@@ -521,7 +500,7 @@ def _sources(conn: Connection, image_ids: Iterable[int]) -> dict[int, _SourceRow
     """Where each image appears: page, file, archive path, author, licences."""
     out: dict[int, _SourceRow] = {}
     page_of: dict[int, int] = {}
-    rows = []
+    rows: list[Any] = []
     for chunk in _chunks(image_ids):
         rows += conn.execute(
             select(

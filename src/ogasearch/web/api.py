@@ -67,6 +67,7 @@ def _answer(request: Request, response: SearchResponse, started: float) -> Searc
     return SearchOut(
         results=[result_out(r, root) for r in response.results],
         took_ms=round((time.perf_counter() - started) * 1000, 3),
+        did_you_mean=response.did_you_mean,
     )
 
 
@@ -142,7 +143,15 @@ def similar_images(
 def search_text(
     request: Request,
     service: Service,
-    q: Annotated[str, Query(min_length=1, max_length=500, description="Keywords.")],
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=500,
+            pattern=r"[^\W_]",
+            description="Keywords (at least one letter or digit).",
+        ),
+    ],
     k: K = None,
     license: License = None,
     tiles: Tiles = None,

@@ -65,6 +65,11 @@ class ResultOut(ImageOut):
 class SearchOut(BaseModel):
     results: list[ResultOut]
     took_ms: float = Field(description="Server time for the whole query, in milliseconds.")
+    did_you_mean: str | None = Field(
+        default=None,
+        description="Keyword queries: the corrected query that was searched instead, when a "
+        "word was unknown to the index and one edit away from a word it holds.",
+    )
 
 
 class ErrorOut(BaseModel):
