@@ -21,7 +21,14 @@ from ogasearch.web.query_images import (
     open_query_image,
     too_large,
 )
-from ogasearch.web.schemas import ErrorOut, ImageOut, SearchOut, image_out, result_out
+from ogasearch.web.schemas import (
+    ErrorOut,
+    ImageOut,
+    SearchOut,
+    TextSearchOut,
+    image_out,
+    result_out,
+)
 
 DEFAULT_K = 20
 MAX_K = 200
@@ -67,7 +74,6 @@ def _answer(request: Request, response: SearchResponse, started: float) -> Searc
     return SearchOut(
         results=[result_out(r, root) for r in response.results],
         took_ms=round((time.perf_counter() - started) * 1000, 3),
-        did_you_mean=response.did_you_mean,
     )
 
 
@@ -139,7 +145,7 @@ def similar_images(
     return _answer(request, response, started)
 
 
-@router.get("/search/text", response_model=SearchOut, responses=_errors(422))
+@router.get("/search/text", response_model=TextSearchOut, responses=_errors(422))
 def search_text(
     request: Request,
     service: Service,
@@ -156,12 +162,16 @@ def search_text(
     license: License = None,
     tiles: Tiles = None,
     art_type: ArtType = None,
-) -> SearchOut:
-    """Images whose page title, tags, author, description or file names match ``q``."""
+) -> TextSearchOut:
+    """Images whose page title, tags, author, description, file names or archive paths
+    match ``q`` (a word one edit from a known word is corrected: ``did_you_mean``)."""
     started = time.perf_counter()
     filters = Filters(license=license, tiles=tiles, art_type=art_type)
     response = service.by_text(q, k=k or DEFAULT_K, filters=filters)
-    return _answer(request, response, started)
+    answer = _answer(request, response, started)
+    return TextSearchOut(
+        results=answer.results, took_ms=answer.took_ms, did_you_mean=response.did_you_mean
+    )
 
 
 @router.get("/images/{image_id}", response_model=ImageOut, responses=_errors(404, 422))

@@ -65,6 +65,11 @@ class ResultOut(ImageOut):
 class SearchOut(BaseModel):
     results: list[ResultOut]
     took_ms: float = Field(description="Server time for the whole query, in milliseconds.")
+
+
+class TextSearchOut(SearchOut):
+    """A keyword search's answer: a search answer, and the corrected query if any."""
+
     did_you_mean: str | None = Field(
         default=None,
         description="Keyword queries: the corrected query that was searched instead, when a "
