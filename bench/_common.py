@@ -30,6 +30,10 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ogasearch.localsite import Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
@@ -177,18 +181,24 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env | {"OGASEARCH_PROGRESS": "0", "OGASEARCH_DELAY": "0", **extra}
 
 
-def ingest_local_site(data: Path, pages: int | None, source: Path = CRAWL_TILES) -> None:
+def ingest_local_site(
+    data: Path, pages: int | None, source: Path = CRAWL_TILES, stages: Sequence[str] = ()
+) -> Manifest:
     """``ogasearch update`` of a fresh local OGA copy into ``data``: the sample site when
-    ``pages`` is None, else a scale site of that many pages cut from ``source``."""
+    ``pages`` is None, else a scale site of that many pages cut from ``source``; only
+    ``stages`` when given. Returns the site's manifest (what a complete crawl holds)."""
     from ogasearch.localsite import build_site, serve_site
 
     site = build_site() if pages is None else build_site(scale_source=source, pages=pages)
     with serve_site(site) as running:
         command = [sys.executable, "-m", "ogasearch", "update", "--data", str(data)]
         command += ["--site", running.base_url, "--delay", "0"]
+        command += [arg for stage in stages for arg in ("--stage", stage)]
+        manifest = running.manifest()
         proc = subprocess.run(command, env=clean_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"ogasearch update failed:\n{proc.stderr[-4000:]}")
+    return manifest
 
 
 def upscaled_pngs(base_url: str, image_ids: Iterable[int], timeout: float = 120) -> list[bytes]:

@@ -409,7 +409,14 @@ def test_keyword_search(api: httpx.Client, data: SearchData) -> None:
     assert results[0]["page_url"] == data.page_url("top-down-tanks")
     for result in results:
         check_result_shape(result)
+    assert response.json()["did_you_mean"] is None
     assert api.get("/api/search/text", params={"q": "zzzqqqxxx"}).json()["results"] == []
+
+
+def test_keyword_search_corrects_a_typo(api: httpx.Client, data: SearchData) -> None:
+    answer = api.get("/api/search/text", params={"q": "top-down tnaks"}).json()
+    assert answer["did_you_mean"] == "top down tanks"
+    assert answer["results"][0]["page_url"] == data.page_url("top-down-tanks")
 
 
 def test_keyword_search_with_filters(api: httpx.Client) -> None:
@@ -424,7 +431,7 @@ def test_keyword_search_returns_titles_verbatim(api: httpx.Client) -> None:
     assert [r["title"] for r in results] == [XSS_TITLE]
 
 
-@pytest.mark.parametrize("params", [{}, {"q": ""}, {"q": "x" * 501}])
+@pytest.mark.parametrize("params", [{}, {"q": ""}, {"q": "   "}, {"q": "_!?"}, {"q": "x" * 501}])
 def test_keyword_search_bad_query_is_422(api: httpx.Client, params: dict) -> None:
     assert_error(api.get("/api/search/text", params=params), 422, "invalid_parameters")
 

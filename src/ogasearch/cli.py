@@ -251,11 +251,14 @@ def search(
     """Search by IMAGE file, by --text keywords, or --similar ID."""
     from ogasearch.catalog.stats import has_indexed
     from ogasearch.extract.images import ImageRejected, open_image
+    from ogasearch.index.terms import words
     from ogasearch.search.results import Filters, ImageNotFound
     from ogasearch.search.service import SearchService
 
     if sum(x is not None for x in (image, text_query, similar)) != 1:
         raise click.UsageError("give exactly one of IMAGE, --text or --similar")
+    if text_query is not None and not words(text_query):
+        raise click.ClickException("--text needs at least one word (letters or digits)")
     filters = Filters(license=license_name, tiles=tiles)  # type: ignore[arg-type]
     service = SearchService(settings)
     try:
@@ -292,6 +295,8 @@ def search(
             f"{r.score:6.3f} {r.match:<6} #{r.image_id} {r.source.title!r} by {r.source.author} "
             f"[{', '.join(r.source.licenses)}] {r.source.page_url} {where}{tile}{copies}"
         )
+    if response.did_you_mean:
+        click.echo(f"did you mean: {response.did_you_mean}", err=True)
     click.echo(f"{len(response.results)} results in {response.took_ms:.1f} ms", err=True)
 
 

@@ -29,7 +29,6 @@ from ogasearch.catalog.schema import (
 from ogasearch.catalog.vectors import decode_vectors
 from ogasearch.embed.patches import COMMON
 from ogasearch.extract.pixels import pixel_rows
-from ogasearch.index.base import TileFilter
 from ogasearch.search.grouping import (
     GroupKey,
     Groups,
@@ -122,32 +121,6 @@ def similar_seed(conn: Connection, image_id: int) -> CatalogRow | None:
         .select_from(images.outerjoin(embeddings, embeddings.c.image_id == images.c.id))
         .where(images.c.id == image_id)
     ).first()
-
-
-def first_images(conn: Connection, page_ids: list[int], tiles: TileFilter) -> dict[int, int]:
-    """The first indexed image of each page (files in page order, whole images first)."""
-    if not page_ids:
-        return {}
-    query = (
-        select(files.c.page_id, images.c.id)
-        .join(files, files.c.id == images.c.file_id)
-        .where(files.c.page_id.in_(page_ids), files.c.present.is_(True))
-        .order_by(
-            files.c.page_id,
-            images.c.parent_id.is_not(None),
-            files.c.kind != "file",
-            files.c.position,
-            images.c.id,
-        )
-    )
-    if tiles == "only":
-        query = query.where(images.c.parent_id.is_not(None))
-    elif tiles == "exclude":
-        query = query.where(images.c.parent_id.is_(None))
-    first: dict[int, int] = {}
-    for page_id, image_id in conn.execute(query):
-        first.setdefault(int(page_id), int(image_id))
-    return first
 
 
 def licence_names(conn: Connection) -> list[str]:

@@ -43,10 +43,18 @@ REGION_BELOW = 0.9
 
 # -- keywords (``search.keywords``) ---------------------------------------------------------
 
-# bm25 weights of the FTS5 columns (title, tags, authors, description, files): a title hit
-# counts more than a tag or an author, more than a file name, more than the description. Not
-# measured. (PostgreSQL ranks with the A/B/C/D weights the keyword index writes.)
-BM25_WEIGHTS = (10.0, 4.0, 4.0, 1.0, 2.0)
+# Keyword ranking (``search.keywords``): BM25F over the normalised fields, computed in Python
+# over the candidate pages the database returns, so SQLite and PostgreSQL rank alike. A title
+# hit counts more than a tag or an author, more than a file name, more than the description; a
+# word matched only as the beginning of a longer word counts half. The weights are not tuned:
+# bench/eval_keywords.py (docs/benchmarks.md, "Keyword search") measured hit@10 1.00 in every
+# query class with them, on SQLite and PostgreSQL alike.
+FIELD_WEIGHTS = {"title": 10.0, "tags": 4.0, "authors": 4.0, "description": 1.0, "files": 2.0}
+K1 = 1.2  # BM25's usual term-frequency saturation
+B = 0.75  # BM25's usual length normalisation
+PREFIX_WEIGHT = 0.5
+MAX_CANDIDATES = 5000  # pages ranked per query (lowest page ids first when more match)
+MIN_TYPO_LENGTH = 4  # shorter unknown words are not corrected: too many one-edit neighbours
 
 # -- grouping copies into one result (``search.grouping``) ----------------------------------
 

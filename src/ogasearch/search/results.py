@@ -62,3 +62,4 @@ class SearchResult:
 class SearchResponse:
     results: list[SearchResult]
     took_ms: float
+    did_you_mean: str | None = None  # keyword queries: the corrected query that was searched

@@ -101,10 +101,12 @@ class SearchService:
         filters = filters or Filters()
         with self.ws.engine.connect() as conn:
             hits = keywords.search_pages(conn, q, _first_pool(k))
-            firsts = catalog_reads.first_images(conn, [pid for pid, _ in hits], filters.tiles)
-        matches = [Match(firsts[pid], score, "text") for pid, score in hits if pid in firsts]
+            cards = keywords.card_images(conn, hits, filters.tiles)
+        matches = [Match(cards[pid], score, "text") for pid, score in hits.pages if pid in cards]
         results = self._results(matches, k, filters, own_page=True)
-        return SearchResponse(results, (time.perf_counter() - start) * 1000)
+        response = SearchResponse(results, (time.perf_counter() - start) * 1000)
+        response.did_you_mean = hits.did_you_mean
+        return response
 
     def image(self, image_id: int) -> SearchResult | None:
         """One image with every page that holds it (its own page first), or None."""

@@ -21,7 +21,14 @@ from ogasearch.web.query_images import (
     open_query_image,
     too_large,
 )
-from ogasearch.web.schemas import ErrorOut, ImageOut, SearchOut, image_out, result_out
+from ogasearch.web.schemas import (
+    ErrorOut,
+    ImageOut,
+    SearchOut,
+    TextSearchOut,
+    image_out,
+    result_out,
+)
 
 DEFAULT_K = 20
 MAX_K = 200
@@ -138,21 +145,33 @@ def similar_images(
     return _answer(request, response, started)
 
 
-@router.get("/search/text", response_model=SearchOut, responses=_errors(422))
+@router.get("/search/text", response_model=TextSearchOut, responses=_errors(422))
 def search_text(
     request: Request,
     service: Service,
-    q: Annotated[str, Query(min_length=1, max_length=500, description="Keywords.")],
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=500,
+            pattern=r"[^\W_]",
+            description="Keywords (at least one letter or digit).",
+        ),
+    ],
     k: K = None,
     license: License = None,
     tiles: Tiles = None,
     art_type: ArtType = None,
-) -> SearchOut:
-    """Images whose page title, tags, author, description or file names match ``q``."""
+) -> TextSearchOut:
+    """Images whose page title, tags, author, description, file names or archive paths
+    match ``q`` (a word one edit from a known word is corrected: ``did_you_mean``)."""
     started = time.perf_counter()
     filters = Filters(license=license, tiles=tiles, art_type=art_type)
     response = service.by_text(q, k=k or DEFAULT_K, filters=filters)
-    return _answer(request, response, started)
+    answer = _answer(request, response, started)
+    return TextSearchOut(
+        results=answer.results, took_ms=answer.took_ms, did_you_mean=response.did_you_mean
+    )
 
 
 @router.get("/images/{image_id}", response_model=ImageOut, responses=_errors(404, 422))

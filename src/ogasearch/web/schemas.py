@@ -67,6 +67,16 @@ class SearchOut(BaseModel):
     took_ms: float = Field(description="Server time for the whole query, in milliseconds.")
 
 
+class TextSearchOut(SearchOut):
+    """A keyword search's answer: a search answer, and the corrected query if any."""
+
+    did_you_mean: str | None = Field(
+        default=None,
+        description="Keyword queries: the corrected query that was searched instead, when a "
+        "word was unknown to the index and one edit away from a word it holds.",
+    )
+
+
 class ErrorOut(BaseModel):
     error: str = Field(description="A short code: unreadable_image, too_large, ...")
     detail: Any = Field(description="What went wrong, for people (validation errors: a list).")
