@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _common import (
     ROOT,
-    SCALE_SOURCE,
+    CRAWL_TILES,
     Report,
     add_report_arguments,
     clean_env,
@@ -63,10 +63,12 @@ def slug_of(page_url: str) -> str:
     return page_url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def answered(service: SearchService, query: LabelledQuery) -> bool:
+def answered(service: SearchService, query: LabelledQuery) -> tuple[bool, bool]:
+    """(a page holding every clean query word is in the first 10 results, the page the query
+    was made from is)."""
     results = service.by_text(query.text, k=TOP).results
     pages = {slug_of(s.page_url) for r in results for s in (r.source, *r.copies)}
-    return bool(pages & query.answers)
+    return bool(pages & query.answers), query.page in pages
 
 
 def top_pages(service: SearchService, text: str) -> list[int]:
@@ -94,7 +96,9 @@ def evaluate(
             chosen = [q for q in queries if q.kind == kind]
             if not chosen:
                 continue
-            hits = {db: sum(answered(s, q) for q in chosen) for db, s in services.items()}
+            answers = {db: [answered(s, q) for q in chosen] for db, s in services.items()}
+            hits = {db: sum(any_page for any_page, _ in a) for db, a in answers.items()}
+            own = {db: sum(own_page for _, own_page in a) for db, a in answers.items()}
             same = sum(
                 top_pages(services["SQLite"], q.text) == top_pages(services["PostgreSQL"], q.text)
                 for q in chosen
@@ -107,6 +111,8 @@ def evaluate(
                     len(chosen),
                     f"{hits['SQLite'] / len(chosen):.2f}",
                     f"{hits['PostgreSQL'] / len(chosen):.2f}",
+                    f"{own['SQLite'] / len(chosen):.2f}",
+                    f"{own['PostgreSQL'] / len(chosen):.2f}",
                     f"{same}/{len(chosen)}",
                     f"`{example}`",
                 ]
@@ -120,7 +126,7 @@ def evaluate(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=800, help="Scale site pages (0: none).")
-    parser.add_argument("--source", type=Path, default=SCALE_SOURCE)
+    parser.add_argument("--source", type=Path, default=CRAWL_TILES)
     parser.add_argument("--queries", type=int, default=100, help="Queries per class and site.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--postgres", help="URL of an empty PostgreSQL database to use.")
@@ -145,12 +151,24 @@ def main() -> None:
             rows += evaluate(name, pages, args, url, Path(tmp))
     report.line(
         "Answered: a page holding every clean query word is in the first 10 results. "
+        "Own page: the page the query was made from is in the first 10 (stricter: other pages "
+        "holding the same words compete with it). "
         "Same top 10: the keyword ranking's first 10 page ids are identical, in order, on "
         "both databases."
     )
     report.line()
     report.table(
-        ["site", "class", "queries", "hit@10 SQLite", "hit@10 PostgreSQL", "same top 10", "e.g."],
+        [
+            "site",
+            "class",
+            "queries",
+            "hit@10 SQLite",
+            "hit@10 PostgreSQL",
+            "own page@10 SQLite",
+            "own page@10 PostgreSQL",
+            "same top 10",
+            "e.g.",
+        ],
         rows,
     )
     report.finish()
