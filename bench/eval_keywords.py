@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from _common import (
-    ROOT,
     CRAWL_TILES,
+    ROOT,
     Report,
     add_report_arguments,
     clean_env,
