@@ -59,6 +59,7 @@ from ogasearch.embed.preprocess import (
     structure_hash,
     to_rgba,
 )
+from ogasearch.search.budget import bounded_image, check, optional_stage
 from ogasearch.search.regions import GridView, Region, blobs, grid_views, looks_like_scene
 from ogasearch.search.verify import SceneMatch, pixel_similarity, scene_similarity
 
@@ -67,6 +68,8 @@ Hit = tuple[int, float]
 Path = Literal["exact", "near", "vector", "region"]
 TIERS: dict[str, int] = {"exact": 4, "near": 2, "vector": 1, "region": 1}
 STRUCTURE_TIER = 3  # a recolouring (same colour-index pattern) beats a pixel-verified match
+# a 1920 x 1080 screenshot is analysed as it is; larger queries are shrunk (budget.bounded_image)
+MAX_ANALYSED_PIXELS = 2_100_000
 
 
 class VectorSearch(Protocol):
@@ -124,6 +127,9 @@ class MatchConfig:
     # a scene match of fully opaque art (a floor or wall tile) ranks after art with its own
     # silhouette (a sprite): in a screenshot the background is rarely what is looked for
     opaque_penalty: float = 0.05
+    # a query with more pixels is shrunk by a whole factor before it is analysed (the cost
+    # of canonicalising and of the region path grows with pixels; 0: no bound)
+    max_pixels: int = MAX_ANALYSED_PIXELS
 
 
 @dataclass
@@ -169,8 +175,13 @@ class Matcher:
         self.pixels = pixels
 
     def search(self, img: Image.Image, k: int = 10, tiles: TileFilter = None) -> list[Match]:
+        """The ``k`` best matches of ``img``. Under a query budget (``search.budget``) the
+        region path and pixel verification stop at the deadline and the answer is what the
+        other paths found; past the deadline before that, ``BudgetExceeded`` is raised."""
         cfg = self.config
+        img = bounded_image(img, cfg.max_pixels)
         canon = canonicalise(img)
+        check()
         # views of the query, each with a penalty: as given, mirrored, and (when a flat
         # background was removed) with the background kept
         probes = [(canon.image, 0.0)]
@@ -191,6 +202,7 @@ class Matcher:
                 fused.add(ident, score - penalty, "vector")
         if cfg.hashes and self.hashes is not None:
             for view, penalty in probes:
+                check()
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
                     fused.add(ident, 1.0 - penalty, "exact")
                 pattern = structure_hash(view)
@@ -203,21 +215,23 @@ class Matcher:
         views: list[GridView] = []
         scene = cfg.regions and best < cfg.region_below and looks_like_scene(canon)
         if scene:
-            rgb = np.asarray(to_rgba(img))[..., :3]
-            views = grid_views(rgb)
-            regions = blobs(views)
-            self._search_regions(regions, fused, max(k, cfg.pool), tiles)
-            views.append(GridView(1, rgb.astype(np.float32), np.ones(rgb.shape[:2], bool)))
+            with optional_stage():
+                rgb = np.asarray(to_rgba(img))[..., :3]
+                views = grid_views(rgb)
+                regions = blobs(views)
+                self._search_regions(regions, fused, max(k, cfg.pool), tiles)
+                views.append(GridView(1, rgb.astype(np.float32), np.ones(rgb.shape[:2], bool)))
         if self.pixels is not None and cfg.verify_top > 0:
-            use_patches = cfg.patches and self.hashes is not None
-            if scene and use_patches:
-                self._scene_patches(views, fused)
-            # each view's own best neighbours are checked too: the fused ranking may push a
-            # view's answer down (a JPEG's kept background finds other textures first)
-            extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]
-            if use_patches and not scene:
-                extra += self._probe_patches(probes)
-            self._verify(probes, regions, fused, list(dict.fromkeys(extra)))
+            with optional_stage():
+                use_patches = cfg.patches and self.hashes is not None
+                if scene and use_patches:
+                    self._scene_patches(views, fused)
+                # each view's own best neighbours are checked too: the fused ranking may push
+                # a view's answer down (a JPEG's kept background finds other textures first)
+                extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]
+                if use_patches and not scene:
+                    extra += self._probe_patches(probes)
+                self._verify(probes, regions, fused, list(dict.fromkeys(extra)))
         return fused.ranked(k)
 
     def _patch_candidates(self, found: Patches, top: int | None = None) -> list[int]:
@@ -235,6 +249,7 @@ class Matcher:
         whose colours survived): checked pixel by pixel with the others."""
         out: list[int] = []
         for view, _ in probes:
+            check()
             out += [i for i in self._patch_candidates(image_patches(view)) if i not in out]
         return out
 
@@ -244,13 +259,17 @@ class Matcher:
         checked pixel by pixel there (``verify.scene_similarity``)."""
         assert self.pixels is not None
         cfg = self.config
-        found = [patches(view.rgba()) for view in views]
+        found = []
+        for view in views:
+            check()
+            found.append(patches(view.rgba()))
         wanted = [self._patch_candidates(f, cfg.scene_patch_top) for f in found]
         images = self.pixels.canonical_images(sorted({i for ids in wanted for i in ids}))
         pasted = {i: _as_pasted(c) for i, c in images.items()}
         own = {i: image_patches(cand) for i, cand in pasted.items()}
         for view, view_patches, ids in zip(views, found, wanted, strict=True):
             for ident in ids:
+                check()
                 if ident not in pasted:
                     continue
                 cand = pasted[ident]
@@ -295,6 +314,7 @@ class Matcher:
         copies += [i for i in extra if i not in copies]
         images = self.pixels.canonical_images(list(dict.fromkeys(in_scene + copies)))
         for ident in in_scene if regions else ():
+            check()
             if ident not in images:
                 continue
             cand = _as_pasted(images[ident])
@@ -303,6 +323,7 @@ class Matcher:
                     found = scene_similarity(view, r.scene, r.box)
                     self._add_scene_match(fused, ident, view, found, pen)
         for ident in copies:
+            check()
             if ident not in images:
                 continue
             forms = [f for f in (images[ident].image, images[ident].kept) if f is not None]
