@@ -208,8 +208,11 @@ def test_search_page_refuses_private_image_urls(
     assert submitted.status_code == 303
     page = strict.get(submitted.headers["location"])
     assert page.status_code == 422
-    assert "non-public address" in html.unescape(page.text)
-    assert_json_error(strict.get("/api/search/image", params={"url": url}), 422, "url_refused")
+    assert "this URL is not allowed" in html.unescape(page.text)
+    refused = assert_json_error(
+        strict.get("/api/search/image", params={"url": url}), 422, "url_refused"
+    )
+    assert refused["detail"] == "this URL is not allowed"
     assert data.site.requests() == []
     assert no_traffic_off_loopback == []
 
@@ -219,7 +222,10 @@ def test_a_name_resolving_to_a_private_address_is_refused(
     data: SearchData,
     monkeypatch: pytest.MonkeyPatch,
     no_traffic_off_loopback: list[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Refused with the same words as a name that does not resolve: which names resolve, and
+    to which addresses, goes to the server log only."""
     real = socket.getaddrinfo
 
     def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
@@ -228,9 +234,17 @@ def test_a_name_resolving_to_a_private_address_is_refused(
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
     data.site.clear_requests()
-    for host in ("intranet.example", f"sneaky.example:{data.site.port}"):
-        page = strict.get("/", params={"url": f"http://{host}/sites/default/files/x.png"})
-        assert page.status_code == 422 and "non-public address" in html.unescape(page.text)
+    caplog.set_level("INFO", logger="ogasearch.web.query_images")
+    answers = set()
+    for host in ("intranet.example", f"sneaky.example:{data.site.port}", "nowhere.invalid"):
+        url = f"http://{host}/sites/default/files/x.png"
+        page = strict.get("/", params={"url": url})
+        assert page.status_code == 422 and "this URL is not allowed" in html.unescape(page.text)
+        assert "10.20.30.40" not in page.text and "127.0.0.1" not in page.text
+        api = strict.get("/api/search/image", params={"url": url})
+        answers.add((api.status_code, api.text))
+    assert answers == {(422, '{"error":"url_refused","detail":"this URL is not allowed"}')}
+    assert "10.20.30.40" in caplog.text  # the reason, for whoever runs the server
     assert data.site.requests() == [] and no_traffic_off_loopback == []
 
 

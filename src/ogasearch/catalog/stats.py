@@ -31,3 +31,13 @@ def catalog_stats(engine: Engine) -> dict[str, Any]:
                 conn.execute(select(func.count()).where(images.c.indexed.is_(True))).scalar_one()
             ),
         }
+
+
+def art_types(engine: Engine) -> list[str]:
+    """The art types of the catalog's pages ("2D Art", ...), sorted: the values a search may
+    filter on."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(pages.c.art_type).where(pages.c.art_type.is_not(None)).distinct()
+        )
+        return sorted(str(value) for value in rows.scalars())

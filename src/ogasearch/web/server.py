@@ -1,5 +1,10 @@
 """Running the web application: ``serve`` (the ``ogasearch serve`` command) and a server in a
-background thread for tests, the demo and benchmarks."""
+background thread for tests, the demo and benchmarks.
+
+Both use the same uvicorn settings (``uvicorn_options``): HTTP/1.1 with header and body read
+timeouts (``timeouts.py``), a cap on open connections (uvicorn's ``limit_concurrency``:
+requests past it are answered 503) and a keep-alive longer than client pools keep theirs.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from ogasearch.settings import Settings
 from ogasearch.web.app import create_app
+from ogasearch.web.timeouts import timed_protocol
 
 # How long an idle keep-alive connection stays open. Longer than the idle time of client
 # connection pools (httpx and many others keep one for 5 s, uvicorn's own default): when the
@@ -22,15 +29,21 @@ from ogasearch.web.app import create_app
 KEEP_ALIVE_SECONDS = 75
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn settings every server of the app runs with."""
+    serving = settings.serving
+    return {
+        "http": timed_protocol(serving.header_timeout, serving.body_timeout),
+        "limit_concurrency": serving.max_connections,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "access_log": False,
+    }
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the UI and the API on ``host:port`` until interrupted (uvicorn, one process)."""
     uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        create_app(settings), host=host, port=port, log_level="info", **uvicorn_options(settings)
     )
 
 
@@ -46,11 +59,7 @@ def running_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iter
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        app, log_level="warning", lifespan="on", **uvicorn_options(app.state.settings)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
