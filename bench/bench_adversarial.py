@@ -49,14 +49,14 @@ def tiled_palette(side: int, seed: int = 0) -> bytes:
     """A random 16 x 16 block of 8 palette colours tiled over ``side`` x ``side``."""
     rng = np.random.default_rng(seed)
     block = rng.integers(0, 8, (16, 16), dtype=np.uint8)
-    img = Image.fromarray(np.tile(block, (side // 16 + 1, side // 16 + 1))[:side, :side], "P")
+    img = Image.fromarray(np.tile(block, (side // 16 + 1, side // 16 + 1))[:side, :side])
     img.putpalette(rng.integers(0, 256, 8 * 3, dtype=np.uint8).tolist())
     return _png(img, optimize=True)
 
 
 def palette_noise(side: int, seed: int = 1) -> bytes:
     rng = np.random.default_rng(seed)
-    img = Image.fromarray(rng.integers(0, 8, (side, side), dtype=np.uint8), "P")
+    img = Image.fromarray(rng.integers(0, 8, (side, side), dtype=np.uint8))
     img.putpalette(rng.integers(0, 256, 8 * 3, dtype=np.uint8).tolist())
     return _png(img)
 
@@ -65,14 +65,14 @@ def rgb_noise(side: int, seed: int = 2) -> bytes:
     """RGB noise, as large as fits the default 20 MiB upload limit (2400 x 2400)."""
     side = min(side, 2400)
     rng = np.random.default_rng(seed)
-    return _png(Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8), "RGB"))
+    return _png(Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)))
 
 
 def period(side: int, step: int) -> bytes:
     """Stripes and checks of period ``step``: an edge on every ``step``-th pixel both ways."""
     y, x = np.mgrid[:side, :side]
     cells = ((x % step == 0) ^ (y % step == 0)).astype(np.uint8) * 255
-    return _png(Image.fromarray(cells, "L"), optimize=True)
+    return _png(Image.fromarray(cells), optimize=True)
 
 
 def flat_with_sprite(side: int) -> bytes:
@@ -82,14 +82,14 @@ def flat_with_sprite(side: int) -> bytes:
     sprite = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8).repeat(3, 0).repeat(3, 1)
     mid = side // 2
     canvas[mid : mid + 48, mid : mid + 48] = sprite
-    return _png(Image.fromarray(canvas, "RGB"), optimize=True)
+    return _png(Image.fromarray(canvas), optimize=True)
 
 
 def strip(length: int, vertical: bool) -> bytes:
     rng = np.random.default_rng(4)
     line = rng.integers(0, 256, (length, 3), dtype=np.uint8)
     pixels = line[:, None, :] if vertical else line[None, :, :]
-    return _png(Image.fromarray(np.ascontiguousarray(pixels), "RGB"))
+    return _png(Image.fromarray(np.ascontiguousarray(pixels)))
 
 
 def animation(frames: int, side: int = 64) -> bytes:
@@ -100,7 +100,7 @@ def animation(frames: int, side: int = 64) -> bytes:
     for i in range(frames):
         frame = base.copy()
         frame[i % side, :] = (i % 15) + 1
-        img = Image.fromarray(frame, "P")
+        img = Image.fromarray(frame)
         img.putpalette(rng.integers(0, 256, 16 * 3, dtype=np.uint8).tolist())
         images.append(img)
     out = io.BytesIO()
