@@ -96,6 +96,7 @@ async def run_query(request: Request, work: Callable[..., T], *args: Any, gated:
 
             def budgeted() -> T:
                 with budget.active():
+                    budget.check()  # gone while it waited for its slot, or no time at all
                     return work(*args)
 
             context = contextvars.copy_context()
