@@ -106,6 +106,20 @@ def test_an_optional_stage_ends_at_the_deadline_but_not_at_a_cancel() -> None:
         check()
 
 
+def test_the_stages_every_answer_needs_stop_only_at_the_hard_deadline() -> None:
+    query = QueryBudget(60.0)
+    query.deadline = time.monotonic() - 1  # past the deadline, 59 s before the hard one
+    with query.active():
+        check()  # the core of a query goes on
+        with optional_stage():
+            check()
+            raise AssertionError("not reached")
+        assert query.degraded
+        query.deadline -= 60  # past the hard deadline as well
+        with pytest.raises(BudgetExceeded):
+            check()
+
+
 def test_the_budget_reaches_a_worker_thread_through_a_copied_context() -> None:
     import contextvars
 
@@ -153,7 +167,7 @@ def test_past_the_deadline_in_the_region_path_the_answer_is_what_was_found(
     query = QueryBudget(60.0)
 
     def late_grid_views(rgb: Any) -> Any:
-        query.deadline = 0.0  # the deadline passes here
+        query.deadline = time.monotonic()  # the deadline passes here (not the hard one)
         return real(rgb)
 
     monkeypatch.setattr(matching, "grid_views", late_grid_views)

@@ -42,8 +42,9 @@ class Limits(BaseSettings):
     max_query_bytes: int = 20 << 20  # an uploaded or fetched query image, encoded
     max_query_pixels: int = 16_000_000  # a query image, decoded (per frame)
     max_query_seconds: float = 15.0  # fetching a query image URL, end to end
-    # searching: past this the matcher answers with what it has (or the query fails, 503)
-    query_deadline_seconds: float = 1.2
+    # searching: past this the matcher's optional stages stop and it answers with what it has;
+    # past twice this the query fails (503)
+    query_deadline_seconds: float = 1.0
 
 
 class Serving(BaseSettings):

@@ -10,9 +10,12 @@ Two things bound it:
 * time: the web layer runs each query under a :class:`QueryBudget` (``with budget.active():``)
   and the loops of the matcher, the region analysis and the preprocessing call :func:`check`,
   which raises :class:`QueryCancelled` once the client has gone and :class:`BudgetExceeded`
-  once the deadline has passed. The matcher catches ``BudgetExceeded`` around its optional
-  stages (regions, pixel verification) and answers with what it has; past the deadline in the
-  stages every answer needs, the query fails (the web layer answers 503).
+  once the deadline has passed. The matcher runs its optional stages (regions, pixel
+  verification) in :func:`optional_stage`: there the deadline is ``seconds``, and a stage
+  that reaches it ends while the query goes on with what it has. The stages every answer
+  needs (canonicalising the query, its vectors and hashes) are cheap once pixels are bounded;
+  they stop only at the hard deadline, twice ``seconds``, and then the query fails (the web
+  layer answers 503).
 
 The budget travels in a ``contextvars.ContextVar``: code that runs outside any budget (the
 CLI, the benchmarks, the indexer) sees no budget and ``check`` costs nothing. A worker thread
@@ -48,9 +51,10 @@ class QueryBudget:
 
     def __init__(self, seconds: float, cancelled: threading.Event | None = None) -> None:
         self.seconds = seconds
-        self.deadline = time.monotonic() + seconds
+        self.deadline = time.monotonic() + seconds  # of the optional stages
         self._cancelled = cancelled if cancelled is not None else threading.Event()
         self.degraded = False  # an optional stage was cut short by the deadline
+        self._optional = 0  # depth of optional stages being run
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -62,10 +66,16 @@ class QueryBudget:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
+    @property
+    def hard_deadline(self) -> float:
+        """When the stages every answer needs stop too (the query then fails)."""
+        return self.deadline + self.seconds
+
     def check(self) -> None:
         if self._cancelled.is_set():
             raise QueryCancelled("the client went away")
-        if time.monotonic() > self.deadline:
+        limit = self.deadline if self._optional else self.hard_deadline
+        if time.monotonic() > limit:
             raise BudgetExceeded(f"the query ran past its {self.seconds:g} s budget")
 
     @contextmanager
@@ -97,12 +107,17 @@ def check() -> None:
 def optional_stage() -> Iterator[None]:
     """Run a stage whose results improve the answer but are not needed for one: past the
     deadline it stops and the query goes on with what it has (cancellation still stops it)."""
+    budget = _current.get()
+    if budget is None:
+        yield
+        return
+    budget._optional += 1
     try:
         yield
     except BudgetExceeded:
-        budget = _current.get()
-        if budget is not None:
-            budget.degraded = True
+        budget.degraded = True
+    finally:
+        budget._optional -= 1
 
 
 def shrink_factor(width: int, height: int, max_pixels: int) -> int:
