@@ -97,7 +97,7 @@ def test_the_largest_64_bit_id_is_simply_unknown(api: httpx.Client) -> None:
 def test_an_internal_error_leaves_the_connection_usable(data: SearchData, tmp_path: Path) -> None:
     """A 500 (here: the catalog loses a table under the server) says ``Connection: close``:
     the server drops the connection after it, and a keep-alive client that did not know would
-    send its next request into a reset."""
+    send its next request into a reset. It carries the security headers like every answer."""
     folder = tmp_path / "data"
     shutil.copytree(data.settings.data, folder)
     settings = data.settings.model_copy(update={"data": folder})
@@ -113,6 +113,8 @@ def test_an_internal_error_leaves_the_connection_usable(data: SearchData, tmp_pa
             response = client.get("/api/stats")  # a transport error here fails the test
             assert_json_error(response, 500, "internal_error")
             assert response.headers["connection"] == "close"
+            assert response.headers["x-content-type-options"] == "nosniff"  # errors too
+            assert "default-src 'none'" in response.headers["content-security-policy"]
         catalog.execute("ALTER TABLE pages_away RENAME TO pages")
         catalog.commit()
         catalog.close()
