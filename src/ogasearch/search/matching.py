@@ -177,7 +177,7 @@ class Matcher:
     def search(self, img: Image.Image, k: int = 10, tiles: TileFilter = None) -> list[Match]:
         """The ``k`` best matches of ``img``. Under a query budget (``search.budget``) the
         region path and pixel verification stop at the deadline and the answer is what the
-        other paths found; past the deadline before that, ``BudgetExceeded`` is raised."""
+        other paths found; past the hard deadline, ``BudgetExceeded`` is raised."""
         cfg = self.config
         img = bounded_image(img, cfg.max_pixels)
         canon = canonicalise(img)
@@ -259,7 +259,7 @@ class Matcher:
         checked pixel by pixel there (``verify.scene_similarity``)."""
         assert self.pixels is not None
         cfg = self.config
-        found = []
+        found: list[Patches] = []
         for view in views:
             check()
             found.append(patches(view.rgba()))
