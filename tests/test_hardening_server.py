@@ -12,7 +12,8 @@ while ``update`` runs). Here:
   is requested; a guard on ``socket.connect`` makes sure no packet could leave anyway;
 * a crawled page whose author (name and link), file name, archive member path, tag and
   title all try XSS is shown as text on the search page;
-* a bounded load (slow) answers every request, with a resident memory that levels off.
+* a bounded load (slow) answers every request or refuses it at once (503), with a resident
+  memory that levels off.
 """
 
 from __future__ import annotations
@@ -388,8 +389,9 @@ def test_bounded_load_answers_everything_with_level_memory(data: SearchData) -> 
         process.terminate()
         process.wait(30)
     assert elapsed < 90
-    assert set(tally.statuses) == {"200"}, tally.statuses
-    assert sum(tally.statuses.values()) > 100
+    # answered, or refused at once by admission control (503 + Retry-After): nothing else
+    assert set(tally.statuses) <= {"200", "503"}, tally.statuses
+    assert tally.statuses["200"] > 100
     assert set(tally.latencies) == {"image", "text", "similar"}
     trend = bench_load.rss_trend(samples)
     assert trend["samples"] >= 20
