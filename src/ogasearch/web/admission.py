@@ -4,9 +4,11 @@
   most ``slots`` of them run at once (default: one per core) and at most ``queue`` more wait
   for a slot; past that the server answers 503 with ``Retry-After`` at once, instead of
   making every client wait longer (a queue that grows only moves the wait into every answer).
+  An upload is refused before its body is read (``RefuseWhenBusy``): a refusal costs nothing.
 * Budget: each query runs under a ``search.budget.QueryBudget`` whose deadline
-  (``limits.query_deadline_seconds``) starts when it gets its slot; the matcher answers with
-  what it has at the deadline, or the query ends in a 503.
+  (``limits.query_deadline_seconds``) starts when the query arrives, so time in the queue
+  counts: the matcher answers with what it has at the deadline, and a query still waiting or
+  running at the hard deadline (twice that) ends in a 503.
 * Cancellation: while the query runs in its worker thread, the request's connection is
   watched; when the client goes away, the budget's cancel flag is set and the query stops at
   its next check instead of working on for nobody.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import os
 import threading
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ogasearch.search.budget import BudgetExceeded, QueryBudget, QueryCancelled
 from ogasearch.settings import Settings
@@ -53,6 +57,10 @@ class QueryGate:
         slots = serving.query_slots or os.cpu_count() or 1
         return cls(slots, serving.query_queue or slots, serving.retry_after_seconds)
 
+    @property
+    def full(self) -> bool:
+        return self.admitted >= self.slots + self.queue
+
     def busy(self) -> QueryError:
         return QueryError(
             503,
@@ -64,7 +72,7 @@ class QueryGate:
     @asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
         """Hold a slot for the block (waiting in the queue first), or raise the 503."""
-        if self.admitted >= self.slots + self.queue:
+        if self.full:
             raise self.busy()
         self.admitted += 1
         try:
@@ -90,9 +98,9 @@ async def run_query(request: Request, work: Callable[..., T], *args: Any, gated:
     gate: QueryGate = request.app.state.query_gate
     gone = threading.Event()
     watcher = asyncio.create_task(_watch_disconnect(request, gone))
+    budget = QueryBudget(settings.limits.query_deadline_seconds, cancelled=gone)
     try:
         async with gate.admit() if gated else nullcontext():
-            budget = QueryBudget(settings.limits.query_deadline_seconds, cancelled=gone)
 
             def budgeted() -> T:
                 with budget.active():
@@ -116,3 +124,37 @@ async def run_query(request: Request, work: Callable[..., T], *args: Any, gated:
                 raise QueryError(499, "client_gone", "the client went away") from None
     finally:
         watcher.cancel()
+
+
+class RefuseWhenBusy:
+    """Answers an image upload 503 before reading its body when the gate is full (the
+    handler's own admission still decides for the uploads let through)."""
+
+    def __init__(self, app: ASGIApp, gate: QueryGate, paths: frozenset[tuple[str, str]]):
+        self.app = app
+        self.gate = gate
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and (scope["method"], scope["path"]) in self.paths
+            and self.gate.full
+        ):
+            busy = self.gate.busy()
+            body = json.dumps({"error": busy.code, "detail": busy.detail}).encode()
+            headers = [(k.lower().encode(), v.encode()) for k, v in busy.headers.items()]
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": busy.status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        *headers,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)

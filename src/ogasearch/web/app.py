@@ -23,7 +23,7 @@ from ogasearch import __version__
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
 from ogasearch.web import api, ui
-from ogasearch.web.admission import QueryGate
+from ogasearch.web.admission import QueryGate, RefuseWhenBusy
 from ogasearch.web.errors import install_error_handlers
 from ogasearch.web.filters import FilterValues
 from ogasearch.web.middleware import BodySizeLimit, SecurityHeaders, ServerErrors
@@ -78,6 +78,11 @@ def create_app(settings: Settings, service: SearchService | None = None) -> Fast
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Added last = outermost: the security headers go on every answer (413s and 500s too),
     # and the size cap acts before anything reads the body.
+    app.add_middleware(
+        RefuseWhenBusy,
+        gate=app.state.query_gate,
+        paths=frozenset({("POST", "/api/search/image")}),
+    )
     max_mb = settings.limits.max_query_bytes / (1 << 20)
     app.add_middleware(
         BodySizeLimit,
