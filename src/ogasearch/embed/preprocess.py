@@ -45,6 +45,7 @@ LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
 # (see docs/benchmarks.md, Quality)
 BORDER_SHARE = 0.3
 BORDER_TOLERANCE = 24  # max channel difference to the border colour (also JPEG noise)
+DIRECT_COMPARISONS = 1 << 18  # border colours x border pixels compared one by one
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -272,6 +273,25 @@ def _flat_border_colour(border: np.ndarray, tolerance: int) -> np.ndarray | None
     compared exactly. The answer is the same as comparing them all."""
     colours = np.unique(border, axis=0)
     need = BORDER_SHARE * border.shape[0]
+    if len(colours) * len(border) <= DIRECT_COMPARISONS:
+        candidates = colours
+    else:
+        candidates = _bounded_colours(border, colours, tolerance, need)
+    if not len(candidates):
+        return None
+    chunks = np.array_split(candidates, len(candidates) * len(border) // DIRECT_COMPARISONS + 1)
+    close = np.concatenate(
+        [(np.abs(border[None] - c[:, None]).max(axis=-1) <= tolerance).sum(axis=1) for c in chunks]
+    )
+    best = int(np.argmax(close))
+    return candidates[best] if close[best] >= need else None
+
+
+def _bounded_colours(
+    border: np.ndarray, colours: np.ndarray, tolerance: int, need: float
+) -> np.ndarray:
+    """The ``colours`` that may have ``need`` border pixels within ``tolerance``: those whose
+    3 x 3 x 3 cells of the coarse grid hold that many."""
     cell = max(tolerance, 16)
     side = 256 // cell + 3  # one empty cell on each side: neighbours never wrap
     cells = border // cell + 1
@@ -281,14 +301,7 @@ def _flat_border_colour(border: np.ndarray, tolerance: int) -> np.ndarray | None
     for shift in np.ndindex(3, 3, 3):
         around += np.roll(counts, tuple(d - 1 for d in shift), axis=(0, 1, 2))
     own = colours // cell + 1
-    candidates = colours[around[own[:, 0], own[:, 1], own[:, 2]] >= need]
-    if not len(candidates):
-        return None
-    close = np.stack(
-        [(np.abs(border - colour).max(axis=-1) <= tolerance).sum() for colour in candidates]
-    )
-    best = int(np.argmax(close))
-    return candidates[best] if close[best] >= need else None
+    return colours[around[own[:, 0], own[:, 1], own[:, 2]] >= need]
 
 
 def composite(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
