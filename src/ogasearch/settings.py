@@ -44,7 +44,7 @@ class Limits(BaseSettings):
     max_query_seconds: float = 15.0  # fetching a query image URL, end to end
     # searching: past this the matcher's optional stages stop and it answers with what it has;
     # past twice this the query fails (503)
-    query_deadline_seconds: float = 1.0
+    query_deadline_seconds: float = 0.75
 
 
 class Serving(BaseSettings):
