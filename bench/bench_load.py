@@ -13,7 +13,9 @@ Query images are images of the index, fetched from the server and upscaled 2x (a
 "found this sprite somewhere" query); keywords are words of indexed page titles. Reports
 requests, errors by status, throughput, p50/p90/p99/max latency and the server's resident
 memory before and after and sampled every ``--rss-every`` seconds during the load (with the
-median of each third of the run, to tell a plateau from a leak), and appends them to
+median of each third of the run, to tell a plateau from a leak), the latency of the answered
+(200) queries apart from the 503s of admission control (refusals answer at once and would
+hide the wait of the others), and the ratio of RSS after to before, and appends them to
 docs/benchmarks.md with the machine, date and command. The client runs on the same machine
 and takes CPU from the server: the numbers are a floor for the server alone.
 """
@@ -58,10 +60,13 @@ class Workload:
 @dataclass
 class Tally:
     latencies: dict[str, list[float]] = field(default_factory=dict)
+    answered: dict[str, list[float]] = field(default_factory=dict)  # status 200 only
     statuses: Counter[str] = field(default_factory=Counter)
 
     def add(self, kind: str, seconds: float, status: str) -> None:
         self.latencies.setdefault(kind, []).append(seconds)
+        if status == "200":
+            self.answered.setdefault(kind, []).append(seconds)
         self.statuses[status] += 1
 
 
@@ -249,10 +254,19 @@ def report(
     )
     lines += [
         "",
-        f"Throughput {total / elapsed:.1f} requests/s ({ok} answered 200); errors:"
-        f" {errors or 'none'}. Server RSS {mb(rss[0])} before, {mb(rss[1])} after.",
-        "",
+        f"Throughput {total / elapsed:.1f} requests/s ({ok} answered 200); other statuses:"
+        f" {errors or 'none'}. Server RSS {mb(rss[0])} before, {mb(rss[1])} after",
     ]
+    if rss[0] and rss[1]:
+        lines[-1] += f" ({rss[1] / rss[0]:.2f}x)"
+    lines[-1] += "."
+    lines.append("")
+    for kind, values in sorted(tally.answered.items()):
+        lines.append(
+            f"- answered {kind} queries (200 only): {len(values)}, p50 {ms(values, 50)} ms,"
+            f" p99 {ms(values, 99)} ms, max {max(values) * 1000:.0f} ms"
+        )
+    lines.append("")
     if samples:
         trend = rss_trend(samples)
         step = max(1, len(samples) // 12)

@@ -4,7 +4,7 @@ Every module under ``src/ogasearch`` is parsed with ``ast`` (nothing is imported
 its ``ogasearch.*`` imports is collected, module-level and inside functions alike. Layers,
 bottom to top (a layer may import any layer below it, and itself):
 
-    settings, progress -> catalog -> crawl -> store -> extract -> tiles -> embed -> index
+    settings, progress, budget -> catalog -> crawl -> store -> extract -> tiles -> embed -> index
     -> workspace -> pipeline -> search -> web -> demo -> cli -> __main__
 
 Names on one level are siblings and may not import each other. ``localsite`` (the local copy
@@ -27,7 +27,7 @@ PACKAGE_ROOT = Path(ogasearch.__file__).parent
 REPO_ROOT = PACKAGE_ROOT.parent.parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("settings", "progress"),
+    ("settings", "progress", "budget"),
     ("catalog",),
     ("crawl",),
     ("store",),

@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 from ogasearch import __version__
 from ogasearch.catalog import open_catalog
 from ogasearch.cli import main
-from ogasearch.settings import ConfigError, Limits, Settings, load_settings
+from ogasearch.settings import ConfigError, Limits, Serving, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -214,9 +214,10 @@ def _fields() -> dict[str, tuple[str, Any]]:
     for model, prefix, key_prefix in (
         (Settings, "OGASEARCH_", ""),
         (Limits, "OGASEARCH_LIMIT_", "limits."),
+        (Serving, "OGASEARCH_SERVE_", "serving."),
     ):
         for name, info in model.model_fields.items():
-            if name == "limits":
+            if name in ("limits", "serving"):
                 continue
             default = None if info.default is PydanticUndefined else info.default
             out[prefix + name.upper()] = (key_prefix + name, default)

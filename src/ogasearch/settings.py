@@ -57,6 +57,23 @@ class Limits(BaseSettings):
     max_query_bytes: int = 20 << 20  # an uploaded or fetched query image, encoded
     max_query_pixels: int = 16_000_000  # a query image, decoded (per frame)
     max_query_seconds: float = 15.0  # fetching a query image URL, end to end
+    # searching: past this the matcher's optional stages stop and it answers with what it has;
+    # past twice this the query fails (503)
+    query_deadline_seconds: float = 0.75
+
+
+class Serving(BaseSettings):
+    """How ``ogasearch serve`` shares the machine between clients (see the README)."""
+
+    model_config = SettingsConfigDict(env_prefix="OGASEARCH_SERVE_", extra="ignore")
+
+    query_slots: int = 0  # image queries run at once; 0: one per core
+    query_queue: int = 0  # image queries waiting for a slot; 0: as many as slots
+    retry_after_seconds: int = 2  # told to a client refused with 503
+    header_timeout: float = 10.0  # a request's line and headers must arrive within this
+    body_timeout: float = 60.0  # and its body within this
+    max_connections: int = 256  # open connections; requests past it are answered 503
+    upload_replay_seconds: float = 3600.0  # /?upload= re-runs the uploader's image this long
 
 
 class Settings(BaseSettings):
@@ -83,6 +100,7 @@ class Settings(BaseSettings):
     embed_batch: int = 64
     worker_id: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     limits: Limits = Field(default_factory=Limits)
+    serving: Serving = Field(default_factory=Serving)
     # Let image-URL queries reach private/loopback addresses. Only for tests against a local
     # server: with it on, the web server can be used to probe the network it runs in.
     allow_private_urls: bool = False
@@ -108,12 +126,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         assert isinstance(init_settings, InitSettingsSource)
         env = env_settings()
-        # The limits' own variables (OGASEARCH_LIMIT_*) rank with the environment, above the
-        # config file's [limits] table: the sources are merged key by key, this one first.
-        limits_env = InitSettingsSource(
-            settings_cls, init_kwargs={"limits": EnvSettingsSource(Limits)()}
+        # The groups' own variables (OGASEARCH_LIMIT_*, OGASEARCH_SERVE_*) rank with the
+        # environment, above the config file's [limits] and [serving] tables: the sources are
+        # merged key by key, this one first.
+        groups_env = InitSettingsSource(
+            settings_cls,
+            init_kwargs={
+                "limits": EnvSettingsSource(Limits)(),
+                "serving": EnvSettingsSource(Serving)(),
+            },
         )
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, limits_env]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, groups_env]
         config = config_file(init_settings.init_kwargs, env)
         if config is not None:
             sources.append(_toml_source(settings_cls, config))

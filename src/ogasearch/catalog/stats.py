@@ -38,3 +38,13 @@ def has_indexed(engine: Engine) -> bool:
     with engine.connect() as conn:
         query = select(images.c.id).where(images.c.indexed.is_(True)).limit(1)
         return conn.execute(query).first() is not None
+
+
+def art_types(engine: Engine) -> list[str]:
+    """The art types of the catalog's pages ("2D Art", ...), sorted: the values a search may
+    filter on."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(pages.c.art_type).where(pages.c.art_type.is_not(None)).distinct()
+        )
+        return sorted(str(value) for value in rows.scalars())

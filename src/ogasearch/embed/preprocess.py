@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from scipy import ndimage
 
+from ogasearch.budget import check
 from ogasearch.extract import images
 
 BACKGROUND = (128, 128, 128)  # where transparency goes before the CNN; never black
@@ -44,6 +45,7 @@ LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
 # (see docs/benchmarks.md, Quality)
 BORDER_SHARE = 0.3
 BORDER_TOLERANCE = 24  # max channel difference to the border colour (also JPEG noise)
+DIRECT_COMPARISONS = 1 << 18  # border colours x border pixels compared one by one
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
@@ -79,7 +81,10 @@ def canonicalise(img: Image.Image, lossy: bool | None = None) -> Canonical:
     """``canonical`` with the facts of what was undone (for diagnostics and the region path).
 
     ``lossy`` (default: the image's format is JPEG) lets upscale detection and background
-    removal tolerate compression noise; lossless images must be exact block upscales."""
+    removal tolerate compression noise; lossless images must be exact block upscales.
+    Under a query budget (``search.budget``) it stops between its steps once the query must
+    stop."""
+    check()
     if lossy is None:
         lossy = (img.format or "").upper() in LOSSY_FORMATS
     arr = np.array(to_rgba(img), dtype=np.uint8)
@@ -88,6 +93,7 @@ def canonicalise(img: Image.Image, lossy: bool | None = None) -> Canonical:
     opaque = bool(arr.size) and bool((arr[..., 3] == 255).all())
     factor = 1
     for step in range(3):  # a 64x upscale is found as 16x, then 4x
+        check()
         # only the first pass may tolerate noise: block means of a JPEG are smooth, and a
         # second tolerant pass would take leftover 8x8 JPEG block edges for a grid
         k, phase_x, phase_y = detect_upscale(arr, lossy and step == 0)
@@ -97,6 +103,7 @@ def canonicalise(img: Image.Image, lossy: bool | None = None) -> Canonical:
         factor *= k
     removed = False
     kept = None
+    check()
     if opaque:
         before = arr
         arr, removed = _remove_flat_background(arr, BORDER_TOLERANCE)
@@ -240,14 +247,10 @@ def _remove_flat_background(arr: np.ndarray, tolerance: int) -> tuple[np.ndarray
         return arr, False
     rgb = arr[..., :3].astype(np.int16)
     border = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
-    colours, counts = np.unique(border, axis=0, return_counts=True)
-    # the border colour with the most border pixels within tolerance of it
-    close = (np.abs(border[None, :, :] - colours[:, None, :]).max(axis=-1) <= tolerance).sum(axis=1)
-    del counts
-    best = int(np.argmax(close))
-    if close[best] < BORDER_SHARE * border.shape[0]:
+    best_colour = _flat_border_colour(border, tolerance)
+    if best_colour is None:
         return arr, False
-    near = np.abs(rgb - colours[best]).max(axis=-1) <= tolerance
+    near = np.abs(rgb - best_colour).max(axis=-1) <= tolerance
     labels, _ = ndimage.label(near)
     edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     edge_labels = edge_labels[edge_labels > 0]
@@ -257,6 +260,48 @@ def _remove_flat_background(arr: np.ndarray, tolerance: int) -> tuple[np.ndarray
     out = arr.copy()
     out[background] = 0
     return out, True
+
+
+def _flat_border_colour(border: np.ndarray, tolerance: int) -> np.ndarray | None:
+    """The border colour with the most border pixels within ``tolerance`` of it (the first
+    in colour order on a tie), or None when it has fewer than BORDER_SHARE of them.
+
+    Comparing every colour with every pixel costs colours x pixels (a noisy border of a large
+    image has as many colours as pixels), so colours are first bounded on a coarse grid of
+    cells at least ``tolerance`` wide: the pixels within tolerance of a colour all lie in the
+    3 x 3 x 3 cells around its own, and only colours whose cells hold enough pixels are
+    compared exactly. The answer is the same as comparing them all."""
+    colours = np.unique(border, axis=0)
+    need = BORDER_SHARE * border.shape[0]
+    if len(colours) * len(border) <= DIRECT_COMPARISONS:
+        candidates = colours
+    else:
+        candidates = _bounded_colours(border, colours, tolerance, need)
+    if not len(candidates):
+        return None
+    chunks = np.array_split(candidates, len(candidates) * len(border) // DIRECT_COMPARISONS + 1)
+    close = np.concatenate(
+        [(np.abs(border[None] - c[:, None]).max(axis=-1) <= tolerance).sum(axis=1) for c in chunks]
+    )
+    best = int(np.argmax(close))
+    return candidates[best] if close[best] >= need else None
+
+
+def _bounded_colours(
+    border: np.ndarray, colours: np.ndarray, tolerance: int, need: float
+) -> np.ndarray:
+    """The ``colours`` that may have ``need`` border pixels within ``tolerance``: those whose
+    3 x 3 x 3 cells of the coarse grid hold that many."""
+    cell = max(tolerance, 16)
+    side = 256 // cell + 3  # one empty cell on each side: neighbours never wrap
+    cells = border // cell + 1
+    counts = np.zeros((side, side, side), dtype=np.int64)
+    np.add.at(counts, (cells[:, 0], cells[:, 1], cells[:, 2]), 1)
+    around = np.zeros_like(counts)
+    for shift in np.ndindex(3, 3, 3):
+        around += np.roll(counts, tuple(d - 1 for d in shift), axis=(0, 1, 2))
+    own = colours // cell + 1
+    return colours[around[own[:, 0], own[:, 1], own[:, 2]] >= need]
 
 
 def composite(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
@@ -319,7 +364,10 @@ def structure_hash(canon: Image.Image) -> str | None:
     None for images with fewer than 3 colours, whose pattern says too little to match on."""
     arr = np.asarray(canon.convert("RGBA"), dtype=np.uint8)
     flat = arr.reshape(-1, 4).view(np.uint32).ravel()
-    _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    # np.unique's return_index needs a stable sort, twice as slow: first places by np.minimum
+    _, inverse = np.unique(flat, return_inverse=True)
+    first = np.full(int(inverse.max()) + 1, flat.size, dtype=np.int64)
+    np.minimum.at(first, inverse.ravel(), np.arange(flat.size))
     if first.size < 3:
         return None
     rank = np.empty_like(first)

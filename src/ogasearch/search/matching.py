@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from ogasearch.budget import bounded_image, check, optional_stage
 from ogasearch.embed.extractors import FeatureExtractor, l2_normalise
 from ogasearch.embed.patches import COMMON, Patches, image_patches, patches
 from ogasearch.embed.preprocess import (
@@ -73,6 +74,8 @@ from ogasearch.search.regions import GridView, Region, blobs, grid_views, looks_
 from ogasearch.search.verify import SceneMatch, pixel_similarity, scene_similarity
 
 Path = Literal["exact", "near", "vector", "region", "text"]  # how a result was found
+# a 1920 x 1080 screenshot is analysed as it is; larger queries are shrunk (budget.bounded_image)
+MAX_ANALYSED_PIXELS = 2_100_000
 
 
 class VectorSearch(Protocol):
@@ -127,6 +130,9 @@ class MatchConfig:
     # a scene match of fully opaque art (a floor or wall tile) ranks after art with its own
     # silhouette (a sprite): in a screenshot the background is rarely what is looked for
     opaque_penalty: float = 0.05
+    # a query with more pixels is shrunk by a whole factor before it is analysed (the cost
+    # of canonicalising and of the region path grows with pixels; 0: no bound)
+    max_pixels: int = MAX_ANALYSED_PIXELS
 
 
 @dataclass
@@ -172,8 +178,13 @@ class Matcher:
         self.pixels = pixels
 
     def search(self, img: Image.Image, k: int = 10, tiles: TileFilter = None) -> list[Match]:
+        """The ``k`` best matches of ``img``. Under a query budget (``search.budget``) the
+        region path and pixel verification stop at the deadline and the answer is what the
+        other paths found; past the hard deadline, ``BudgetExceeded`` is raised."""
         cfg = self.config
+        img = bounded_image(img, cfg.max_pixels)
         canon = canonicalise(img)
+        check()
         # views of the query, each with a penalty: as given, mirrored, and (when a flat
         # background was removed) with the background kept
         probes = [(canon.image, 0.0)]
@@ -194,6 +205,7 @@ class Matcher:
                 fused.add(ident, score - penalty, "vector")
         if cfg.hashes and self.hashes is not None:
             for view, penalty in probes:
+                check()
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
                     fused.add(ident, 1.0 - penalty, "exact")
                 pattern = structure_hash(view)
@@ -206,21 +218,23 @@ class Matcher:
         grids: list[GridView] = []
         scene = cfg.regions and best < cfg.region_below and looks_like_scene(canon)
         if scene:
-            rgb = np.asarray(to_rgba(img))[..., :3]
-            grids = grid_views(rgb)
-            regions = blobs(grids)
-            self._search_regions(regions, fused, max(k, cfg.pool), tiles)
-            grids.append(GridView(1, rgb.astype(np.float32), np.ones(rgb.shape[:2], bool)))
+            with optional_stage():
+                rgb = np.asarray(to_rgba(img))[..., :3]
+                grids = grid_views(rgb)
+                regions = blobs(grids)
+                self._search_regions(regions, fused, max(k, cfg.pool), tiles)
+                grids.append(GridView(1, rgb.astype(np.float32), np.ones(rgb.shape[:2], bool)))
         if self.pixels is not None and cfg.verify_top > 0:
-            use_patches = cfg.patches and self.hashes is not None
-            if scene and use_patches:
-                self._scene_patches(grids, fused)
-            # each view's own best neighbours are checked too: the fused ranking may push a
-            # view's answer down (a JPEG's kept background finds other textures first)
-            extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]
-            if use_patches and not scene:
-                extra += self._probe_patches(probes)
-            self._verify(probes, regions, fused, list(dict.fromkeys(extra)))
+            with optional_stage():
+                use_patches = cfg.patches and self.hashes is not None
+                if scene and use_patches:
+                    self._scene_patches(grids, fused)
+                # each view's own best neighbours are checked too: the fused ranking may push
+                # a view's answer down (a JPEG's kept background finds other textures first)
+                extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]
+                if use_patches and not scene:
+                    extra += self._probe_patches(probes)
+                self._verify(probes, regions, fused, list(dict.fromkeys(extra)))
         return fused.ranked(k)
 
     def _patch_candidates(self, found: Patches, top: int | None = None) -> list[int]:
@@ -238,6 +252,7 @@ class Matcher:
         whose colours survived): checked pixel by pixel with the others."""
         out: list[int] = []
         for view, _ in probes:
+            check()
             out += [i for i in self._patch_candidates(image_patches(view)) if i not in out]
         return out
 
@@ -247,13 +262,17 @@ class Matcher:
         checked pixel by pixel there (``verify.scene_similarity``)."""
         assert self.pixels is not None
         cfg = self.config
-        found = [patches(view.rgba()) for view in views]
+        found: list[Patches] = []
+        for view in views:
+            check()
+            found.append(patches(view.rgba()))
         wanted = [self._patch_candidates(f, cfg.scene_patch_top) for f in found]
         images = self.pixels.canonical_images(sorted({i for ids in wanted for i in ids}))
         pasted = {i: _as_pasted(c) for i, c in images.items()}
         own = {i: image_patches(cand) for i, cand in pasted.items()}
         for view, view_patches, ids in zip(views, found, wanted, strict=True):
             for ident in ids:
+                check()
                 if ident not in pasted:
                     continue
                 cand = pasted[ident]
@@ -298,6 +317,7 @@ class Matcher:
         copies += [i for i in extra if i not in copies]
         images = self.pixels.canonical_images(list(dict.fromkeys(in_scene + copies)))
         for ident in in_scene if regions else ():
+            check()
             if ident not in images:
                 continue
             cand = _as_pasted(images[ident])
@@ -306,6 +326,7 @@ class Matcher:
                     found = scene_similarity(view, r.scene, r.box)
                     self._add_scene_match(fused, ident, view, found, pen)
         for ident in copies:
+            check()
             if ident not in images:
                 continue
             forms = [f for f in (images[ident].image, images[ident].kept) if f is not None]

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
+from ogasearch.budget import check
 from ogasearch.embed.preprocess import Canonical, canonical
 
 MAX_GRID = 8  # largest paste scale looked for
@@ -88,6 +91,7 @@ def _explained_grids(
     unexplained = np.ones(rgb.shape[:2], dtype=bool)
     chosen: list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]] = []
     while len(chosen) < keep:
+        check()
         # edges with an unexplained pixel on either side (the outline of art counts)
         mx = ex & (unexplained[:, :-1] | unexplained[:, 1:])
         my = ey & (unexplained[:-1] | unexplained[1:])
@@ -112,6 +116,7 @@ def _best_grid(
     totals = float(ex.sum()), float(ey.sum())
     scored: list[tuple[float, int, int, int]] = []
     for k in range(2, MAX_GRID + 1):
+        check()
         cx, cy = _grid_phases(ex, 1, k), _grid_phases(ey, 0, k)
         for qx in set(np.argsort(-cx)[:2].tolist()):
             for qy in set(np.argsort(-cy)[:2].tolist()):
@@ -192,6 +197,7 @@ def blobs(views: list[GridView]) -> list[Region]:
     """The art walled off from the scene in each view, largest first."""
     found: list[tuple[int, Region]] = []
     for view in views:
+        check()
         const, means = view.const, view.means
         hb, wb = const.shape
         sprite_blocks = const & ~_scene_blocks(const, means)
@@ -228,22 +234,25 @@ def _cut(mask: np.ndarray, means: np.ndarray, box: tuple[int, int, int, int]) ->
 def _scene_blocks(const: np.ndarray, means: np.ndarray) -> np.ndarray:
     """Blocks that belong to the scene rather than to pasted art: every block that is not of
     one colour, and every constant block joined to those through neighbours of (nearly) the
-    same colour, i.e. the flat areas of the scene. Pasted art is walled off by its edges."""
-    scene = ~const
-    steps = []
+    same colour, i.e. the flat areas of the scene. Pasted art is walled off by its edges.
+
+    One pass of connected components over the graph of neighbouring blocks of the same
+    colour: a constant block is scene when its component holds a block that is not of one
+    colour (the first such block on a path to it is reached through constant blocks only), so
+    the cost is linear in the blocks whatever the shape of the flat areas."""
+    h, w = const.shape
+    index = np.arange(h * w).reshape(h, w)
+    heads, tails = [], []
     for axis in (0, 1):
         same = np.abs(np.diff(means, axis=axis)).max(axis=-1) <= EDGE_TOLERANCE
-        steps.append((axis, same))
-    for _ in range(const.shape[0] + const.shape[1]):
-        grown = scene.copy()
-        for axis, same in steps:
-            lo = [slice(None), slice(None)]
-            hi = [slice(None), slice(None)]
-            lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-            grown[tuple(lo)] |= scene[tuple(hi)] & same  # from the next block back
-            grown[tuple(hi)] |= scene[tuple(lo)] & same  # from the previous block on
-        grown &= const | scene
-        if (grown == scene).all():
-            break
-        scene = grown
-    return scene
+        lo = index[:-1] if axis == 0 else index[:, :-1]
+        hi = index[1:] if axis == 0 else index[:, 1:]
+        heads.append(lo[same])
+        tails.append(hi[same])
+    check()
+    head, tail = np.concatenate(heads), np.concatenate(tails)
+    graph = coo_matrix((np.ones(head.size, np.int8), (head, tail)), shape=(h * w, h * w))
+    _, labels = connected_components(graph, directed=False)
+    touches_scene = np.zeros(labels.max() + 1 if labels.size else 0, dtype=bool)
+    touches_scene[labels[~const.ravel()]] = True
+    return (touches_scene[labels] | ~const.ravel()).reshape(h, w)

@@ -1,7 +1,10 @@
 """The JSON API (``/api/...``): search by image, by image URL, by similarity and by keyword.
 
-Handlers are plain ``def`` functions: FastAPI runs them in its thread pool, which is what the
-blocking work here (decoding, the feature extractor, SQL) needs. Errors are always
+Searches run through ``admission.run_query``: in a worker thread (what the blocking work here,
+decoding, the feature extractor and SQL, needs), under a cost budget, stopped when the client
+goes away; image searches are also admitted by the app's ``QueryGate`` (503 when it is
+full). The other handlers are plain ``def`` functions that FastAPI runs in its thread pool.
+Filters are checked against the catalog (``filters.py``). Errors are always
 ``{"error": CODE, "detail": ...}`` (see ``errors.py``).
 """
 
@@ -11,10 +14,13 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 
-from ogasearch.search.results import Filters, ImageNotFound, SearchResponse
+from ogasearch.search.results import ImageNotFound, SearchResponse
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
+from ogasearch.web.admission import run_query
+from ogasearch.web.filters import FilterValues
 from ogasearch.web.query_images import (
     QueryError,
     fetch_query_bytes,
@@ -38,12 +44,17 @@ router = APIRouter(prefix="/api", tags=["api"])
 K = Annotated[
     int | None, Query(ge=1, le=MAX_K, description=f"How many results (default {DEFAULT_K}).")
 ]
-License = Annotated[str | None, Query(description="Only images under this licence, e.g. CC0.")]
+License = Annotated[
+    str | None,
+    Query(description="Only images under this licence, e.g. CC0 (unknown licences: 422)."),
+]
 Tiles = Annotated[
     Literal["only", "exclude"] | None,
     Query(description="only: tiles cut from sheets; exclude: whole images only."),
 ]
-ArtType = Annotated[str | None, Query(description="Only this art type, e.g. '2D Art'.")]
+ArtType = Annotated[
+    str | None, Query(description="Only this art type, e.g. '2D Art' (unknown types: 422).")
+]
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -51,8 +62,9 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "Unreadable or unsupported image",
         404: "No such image",
         413: "Image too large",
-        422: "Bad parameters, or a URL that may not be fetched",
+        422: "Bad parameters (unknown filter values are listed), or a URL that may not be fetched",
         502: "The image URL could not be fetched",
+        503: "Busy with other image queries, or over the query's budget (see Retry-After)",
     }
     return {s: {"model": ErrorOut, "description": reasons[s]} for s in statuses}
 
@@ -65,8 +77,26 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_filter_values(request: Request) -> FilterValues:
+    return request.app.state.filter_values
+
+
 Service = Annotated[SearchService, Depends(get_service)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
+Values = Annotated[FilterValues, Depends(get_filter_values)]
+
+
+def _image_search(
+    service: SearchService,
+    settings: Settings,
+    values: FilterValues,
+    data: bytes,
+    k: int,
+    filter_args: tuple[str | None, str | None, str | None],
+) -> SearchResponse:
+    filters = values.check(*filter_args)
+    with open_query_image(data, settings.limits) as query:
+        return service.by_image(query, k=k, filters=filters)
 
 
 def _answer(request: Request, response: SearchResponse, started: float) -> SearchOut:
@@ -77,11 +107,12 @@ def _answer(request: Request, response: SearchResponse, started: float) -> Searc
     )
 
 
-@router.post("/search/image", response_model=SearchOut, responses=_errors(400, 413, 422))
-def search_uploaded_image(
+@router.post("/search/image", response_model=SearchOut, responses=_errors(400, 413, 422, 503))
+async def search_uploaded_image(
     request: Request,
     service: Service,
     settings: AppSettings,
+    values: Values,
     image: Annotated[UploadFile, File(description="The query image (PNG, GIF, JPEG, BMP, WebP).")],
     k_form: Annotated[int | None, Form(alias="k", ge=1, le=MAX_K)] = None,
     license_form: Annotated[str | None, Form(alias="license")] = None,
@@ -97,18 +128,27 @@ def search_uploaded_image(
     limit = settings.limits.max_query_bytes
     if image.size is not None and image.size > limit:
         raise too_large(image.size, limit)
-    data = image.file.read(limit + 1)
-    filters = Filters(license=license_form or license, tiles=tiles_form or tiles, art_type=art_type)
-    with open_query_image(data, settings.limits) as query:
-        response = service.by_image(query, k=k_form or k or DEFAULT_K, filters=filters)
+    data = await image.read(limit + 1)
+    filter_args = (license_form or license, tiles_form or tiles, art_type)
+    response = await run_query(
+        request,
+        _image_search,
+        service,
+        settings,
+        values,
+        data,
+        k_form or k or DEFAULT_K,
+        filter_args,
+    )
     return _answer(request, response, started)
 
 
-@router.get("/search/image", response_model=SearchOut, responses=_errors(400, 413, 422, 502))
-def search_image_url(
+@router.get("/search/image", response_model=SearchOut, responses=_errors(400, 413, 422, 502, 503))
+async def search_image_url(
     request: Request,
     service: Service,
     settings: AppSettings,
+    values: Values,
     url: Annotated[str, Query(min_length=1, description="An http(s) URL of the query image.")],
     k: K = None,
     license: License = None,
@@ -118,17 +158,26 @@ def search_image_url(
     """Images like the one at ``url`` (fetched by the server: public http(s) addresses only,
     limited in size and time)."""
     started = time.perf_counter()
-    fetched = fetch_query_bytes(url, settings)
-    filters = Filters(license=license, tiles=tiles, art_type=art_type)
-    with open_query_image(fetched.data, settings.limits) as query:
-        response = service.by_image(query, k=k or DEFAULT_K, filters=filters)
+    await run_in_threadpool(values.check, license, tiles, art_type)  # before fetching
+    fetched = await run_in_threadpool(fetch_query_bytes, url, settings)
+    response = await run_query(
+        request,
+        _image_search,
+        service,
+        settings,
+        values,
+        fetched.data,
+        k or DEFAULT_K,
+        (license, tiles, art_type),
+    )
     return _answer(request, response, started)
 
 
-@router.get("/similar/{image_id}", response_model=SearchOut, responses=_errors(404, 422))
-def similar_images(
+@router.get("/similar/{image_id}", response_model=SearchOut, responses=_errors(404, 422, 503))
+async def similar_images(
     request: Request,
     service: Service,
+    values: Values,
     image_id: int,
     k: K = None,
     license: License = None,
@@ -137,18 +186,23 @@ def similar_images(
 ) -> SearchOut:
     """Images like an image already in the index."""
     started = time.perf_counter()
-    filters = Filters(license=license, tiles=tiles, art_type=art_type)
-    try:
-        response = service.similar(image_id, k=k or DEFAULT_K, filters=filters)
-    except ImageNotFound:
-        raise QueryError(404, "not_found", f"no image {image_id}") from None
+
+    def similar() -> SearchResponse:
+        filters = values.check(license, tiles, art_type)
+        try:
+            return service.similar(image_id, k=k or DEFAULT_K, filters=filters)
+        except ImageNotFound:
+            raise QueryError(404, "not_found", f"no image {image_id}") from None
+
+    response = await run_query(request, similar, gated=False)
     return _answer(request, response, started)
 
 
-@router.get("/search/text", response_model=TextSearchOut, responses=_errors(422))
-def search_text(
+@router.get("/search/text", response_model=TextSearchOut, responses=_errors(422, 503))
+async def search_text(
     request: Request,
     service: Service,
+    values: Values,
     q: Annotated[
         str,
         Query(
@@ -166,8 +220,12 @@ def search_text(
     """Images whose page title, tags, author, description, file names or archive paths
     match ``q`` (a word one edit from a known word is corrected: ``did_you_mean``)."""
     started = time.perf_counter()
-    filters = Filters(license=license, tiles=tiles, art_type=art_type)
-    response = service.by_text(q, k=k or DEFAULT_K, filters=filters)
+
+    def text() -> SearchResponse:
+        filters = values.check(license, tiles, art_type)
+        return service.by_text(q, k=k or DEFAULT_K, filters=filters)
+
+    response = await run_query(request, text, gated=False)
     answer = _answer(request, response, started)
     return TextSearchOut(
         results=answer.results, took_ms=answer.took_ms, did_you_mean=response.did_you_mean

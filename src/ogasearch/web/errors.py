@@ -2,13 +2,12 @@
 
 FastAPI's own shapes (``{"detail": ...}``) are replaced so that clients read one format:
 validation errors become ``invalid_parameters`` (422) with FastAPI's list of problems as the
-detail, HTTP errors get a code from their status, and an unexpected exception is logged and
-answered 500 without its internals.
+detail, HTTP errors get a code from their status. An unexpected exception is logged and
+answered 500 without its internals by ``middleware.ServerErrors`` (inside the security
+headers). Refusals that say when to come back (503) carry ``Retry-After``.
 """
 
 from __future__ import annotations
-
-import logging
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -19,8 +18,6 @@ from starlette.exceptions import HTTPException
 from ogasearch.catalog import CatalogMissing
 from ogasearch.web.query_images import QueryError
 
-log = logging.getLogger(__name__)
-
 CODES = {
     400: "bad_request",
     404: "not_found",
@@ -28,18 +25,23 @@ CODES = {
     413: "too_large",
     422: "invalid_parameters",
     502: "fetch_failed",
+    503: "unavailable",
 }
 NO_INDEX = 503  # no catalog where the settings point yet: ``ogasearch update`` builds it
 
 
-def error_response(status: int, code: str, detail: object) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": jsonable_encoder(detail)}, status_code=status)
+def error_response(
+    status: int, code: str, detail: object, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": code, "detail": jsonable_encoder(detail)}, status_code=status, headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueryError)
     async def query_error(request: Request, exc: QueryError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.detail)
+        return error_response(exc.status, exc.code, exc.detail, exc.headers or None)
 
     @app.exception_handler(CatalogMissing)
     async def no_index(request: Request, exc: CatalogMissing) -> JSONResponse:
@@ -59,13 +61,4 @@ def install_error_handlers(app: FastAPI) -> None:
         response = error_response(exc.status_code, code, exc.detail)
         if exc.headers:
             response.headers.update(exc.headers)
-        return response
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("error answering %s %s", request.method, request.url.path)
-        response = error_response(500, "internal_error", "the server failed to answer; see its log")
-        # Starlette re-raises the exception after this answer and the server then drops the
-        # connection: say so, or a keep-alive client sends its next request into a reset.
-        response.headers["Connection"] = "close"
         return response

@@ -1,4 +1,5 @@
-"""ASGI middleware: a hard cap on request bodies, and security headers on every response.
+"""ASGI middleware: a hard cap on request bodies, security headers on every response, and the
+answer to an unexpected exception.
 
 Starlette parses a multipart upload into a temporary file of any size, and FastAPI turns a
 failure while parsing into a generic 400. The cap therefore sits outside both: a declared
@@ -10,6 +11,11 @@ Before answering, the rest of the body is read and dropped (up to ``drain_bytes`
 ``drain_seconds``): a server that closes a connection with unread data in it makes the kernel
 send a reset, and the client loses the 413 it was about to read ("lingering close", as in
 nginx). A body beyond the drain allowance just gets the connection closed.
+
+Starlette answers an unexpected exception in its outermost layer, outside every middleware,
+so that 500 would go out without the security headers: ``ServerErrors`` answers it inside
+them instead (logged with its traceback), and a client that went away in the middle of its
+upload is logged in one line, not as a server error.
 """
 
 from __future__ import annotations
@@ -17,9 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Iterable
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -147,6 +157,56 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class ServerErrors:
+    """An exception out of the application: logged, and answered with the JSON 500."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            client = scope.get("client") or ("?", 0)
+            log.info(
+                "%s %s: %s went away before its request body was read",
+                scope["method"],
+                scope["path"],
+                client[0],
+            )
+        except Exception:
+            log.exception("error answering %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # too late for an answer: the server drops the connection
+            body = json.dumps(
+                {"error": "internal_error", "detail": "the server failed to answer; see its log"}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        # the request may not have been read to its end: start afresh
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

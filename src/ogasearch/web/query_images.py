@@ -4,28 +4,46 @@ Both ways end in ``ogasearch.extract.images.open_image`` with the query limits (
 frame ``max_query_pixels``), so decompression bombs and unsupported formats are refused in the
 one place that refuses them for the crawl. Every refusal is a :class:`QueryError` carrying the
 HTTP status and a short machine-readable code that the API and the UI both report.
+
+A refused image URL is answered "this URL is not allowed" whatever the reason, and so is a
+host name that does not resolve: the reasons name addresses the server resolved (its own
+network) and which names exist there, so they go to the server log only.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PIL import Image
 
 from ogasearch.extract.images import ImageRejected, open_image, sniff_image_format
 from ogasearch.settings import Limits, Settings
-from ogasearch.web.safe_fetch import FetchFailed, FetchTooLarge, UrlRefused, fetch_url
+from ogasearch.web.safe_fetch import (
+    FetchFailed,
+    FetchTooLarge,
+    HostUnresolved,
+    UrlRefused,
+    fetch_url,
+)
+
+log = logging.getLogger(__name__)
+URL_NOT_ALLOWED = "this URL is not allowed"
 
 
 class QueryError(Exception):
     """A query that cannot be answered, with the HTTP status and error code to report."""
 
-    def __init__(self, status: int, code: str, detail: str):
+    def __init__(
+        self, status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+    ):
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = dict(headers or {})
 
 
 def query_limits(limits: Limits) -> Limits:
@@ -75,8 +93,10 @@ def fetch_query_bytes(url: str, settings: Settings) -> FetchedQuery:
             allowed_hosts=settings.allowed_url_hosts,
             user_agent=settings.user_agent,
         )
-    except UrlRefused as exc:
-        raise QueryError(422, "url_refused", str(exc)) from None
+    except (UrlRefused, HostUnresolved) as exc:
+        # one answer for both: which names resolve (to which addresses) is not told
+        log.info("image URL refused: %r: %s", url[:300], exc)
+        raise QueryError(422, "url_refused", URL_NOT_ALLOWED) from None
     except FetchTooLarge:
         raise too_large(None, limits.max_query_bytes) from None
     except FetchFailed as exc:

@@ -72,6 +72,10 @@ class FetchFailed(FetchError):
     """The URL is allowed but could not be fetched: network error, timeout or HTTP error."""
 
 
+class HostUnresolved(FetchFailed):
+    """The URL's host name has no address (or resolving it timed out)."""
+
+
 @dataclass(frozen=True)
 class FetchedBody:
     url: str  # the final URL, after redirects
@@ -121,9 +125,9 @@ def resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
     try:
         infos = _resolver.submit(lookup).result(timeout=max(timeout, 0.001))
     except FutureTimeout:
-        raise FetchFailed(f"resolving {host!r} timed out") from None
+        raise HostUnresolved(f"resolving {host!r} timed out") from None
     except (OSError, UnicodeError) as exc:
-        raise FetchFailed(f"cannot resolve {host!r}: {exc}") from exc
+        raise HostUnresolved(f"cannot resolve {host!r}: {exc}") from exc
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
         ip = ipaddress.ip_address(str(sockaddr[0]))
@@ -132,7 +136,7 @@ def resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:
-        raise FetchFailed(f"{host!r} has no address")
+        raise HostUnresolved(f"{host!r} has no address")
     return addresses
 
 

@@ -1,25 +1,59 @@
 """Running the web application: ``serve`` (the ``ogasearch serve`` command) and a server in a
-background thread for tests, the demo and benchmarks."""
+background thread for tests, the demo and benchmarks.
+
+Both use the same uvicorn settings (``uvicorn_options``): HTTP/1.1 with header and body read
+timeouts (``timeouts.py``), a cap on open connections (uvicorn's ``limit_concurrency``:
+requests past it are answered 503) and a keep-alive longer than client pools keep theirs.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from ogasearch.settings import Settings
 from ogasearch.web.app import create_app
+from ogasearch.web.timeouts import timed_protocol
 
 # How long an idle keep-alive connection stays open. Longer than the idle time of client
 # connection pools (httpx and many others keep one for 5 s, uvicorn's own default): when the
 # server closes first, a request already on its way meets a reset, which the client sees as an
 # error (measured: 1 in 1,800 requests under load). 75 s is nginx's default.
 KEEP_ALIVE_SECONDS = 75
+# glibc gives threads that allocate at the same time arenas of their own (up to 8 per core);
+# memory freed in them is seldom returned, so a server's resident memory climbs with every
+# burst of concurrent queries. Two arenas, as MALLOC_ARENA_MAX=2 would set (mallopt's
+# M_ARENA_MAX is -8).
+MALLOC_ARENAS = 2
+M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Cap glibc's malloc arenas for this process (no-op elsewhere than glibc)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn settings every server of the app runs with."""
+    serving = settings.serving
+    return {
+        "http": timed_protocol(serving.header_timeout, serving.body_timeout),
+        "limit_concurrency": serving.max_connections,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "access_log": False,
+    }
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -44,13 +78,9 @@ def serve(
 ) -> None:
     """Serve the UI and the API on ``host:port`` until interrupted (uvicorn, one process), or
     on ``sock`` when given (from ``listening_socket``: the port was reserved earlier)."""
+    limit_malloc_arenas()
     config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        create_app(settings), host=host, port=port, log_level="info", **uvicorn_options(settings)
     )
     with suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=None if sock is None else [sock])
@@ -65,11 +95,7 @@ def running_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iter
     """
     sock = listening_socket(host, port)
     config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        app, log_level="warning", lifespan="on", **uvicorn_options(app.state.settings)
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

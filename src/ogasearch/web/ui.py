@@ -4,7 +4,10 @@
 ``upload``, plus ``license``, ``tiles`` and ``page``), so every result page is a link.
 ``POST /`` takes the search form (an image file, or text that is either an image URL or
 keywords), keeps an uploaded image in the query cache and redirects to the ``GET`` page.
-Query parameters are read leniently here (a bad ``page`` means page 1): people type URLs.
+Query parameters are read leniently here (a bad ``page`` means page 1): people type URLs;
+an unknown licence is shown as an error listing the valid ones. Searches run through
+``admission.run_query`` (image searches admitted by the query gate, a busy server answers
+503); ``?upload=`` re-runs only the visitor's own recent uploads (``uploads.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from starlette.datastructures import UploadFile
 from ogasearch.search.results import Filters, ImageNotFound, SearchResponse, SearchResult
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
+from ogasearch.web.admission import run_query
 from ogasearch.web.api import MAX_K, get_service, get_settings
 from ogasearch.web.query_images import (
     QueryError,
@@ -34,7 +38,7 @@ from ogasearch.web.query_images import (
     open_query_image,
     too_large,
 )
-from ogasearch.web.uploads import QueryImageCache
+from ogasearch.web.uploads import OWNER_COOKIE, QueryImageCache, new_owner
 from ogasearch.web.views import Card, card, licence_class
 
 PAGE_SIZE = 24
@@ -153,13 +157,17 @@ class PageState:
 
 
 def _run(
-    query: Query, service: SearchService, settings: Settings, cache: QueryImageCache
+    query: Query,
+    service: SearchService,
+    settings: Settings,
+    cache: QueryImageCache,
+    owner: str | None = None,
 ) -> tuple[SearchResponse, str | None]:
     """Run the page's search for enough results to fill its page; also the query preview."""
     k = min(query.page * PAGE_SIZE, MAX_K)
     filters = query.filters
     if query.mode == "upload":
-        data = cache.get(query.upload)
+        data = cache.upload(query.upload, owner)
         if data is None:
             raise QueryError(404, "expired", "This upload has expired: choose the image again.")
         with open_query_image(data, settings.limits) as image:
@@ -189,14 +197,18 @@ def _parent_sizes(
 
 
 def build_page(
-    query: Query, service: SearchService, settings: Settings, cache: QueryImageCache
+    query: Query,
+    service: SearchService,
+    settings: Settings,
+    cache: QueryImageCache,
+    owner: str | None = None,
 ) -> PageState:
     state = PageState(query=query)
     if query.mode is None:
         return state
     started = time.perf_counter()
     try:
-        response, state.query_image_url = _run(query, service, settings, cache)
+        response, state.query_image_url = _run(query, service, settings, cache, owner)
     except QueryError as exc:
         state.error, state.status = exc.detail, exc.status
         return state
@@ -229,11 +241,35 @@ def render(request: Request, state: PageState, service: SearchService) -> HTMLRe
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page(
+async def search_page(
     request: Request, service: Service, settings: AppSettings, cache: Cache
 ) -> HTMLResponse:
     query = read_query(request)
-    return render(request, build_page(query, service, settings, cache), service)
+    owner = request.cookies.get(OWNER_COOKIE)
+    values = request.app.state.filter_values
+    headers: dict[str, str] = {}
+    try:
+        await run_in_threadpool(values.check, query.license or None)
+        if query.mode == "url":  # fetched before the query gets its slot and budget
+            await run_in_threadpool(_fetch_into_cache, query.url, settings, cache)
+        image = query.mode in ("upload", "url")
+        state = await run_query(
+            request, build_page, query, service, settings, cache, owner, gated=image
+        )
+    except QueryError as exc:
+        state = PageState(query=query, error=exc.detail, status=exc.status)
+        headers = exc.headers
+    response = await run_in_threadpool(render, request, state, service)
+    response.headers.update(headers)
+    return response
+
+
+def _fetch_into_cache(url: str, settings: Settings, cache: QueryImageCache) -> None:
+    """Fetch an image URL that is not in the cache yet, and keep it if it is readable."""
+    if cache.for_url(url) is None:
+        data = fetch_query_bytes(url, settings).data
+        _check_image(data, settings)
+        cache.put(data, url=url)
 
 
 @router.post("/", response_class=HTMLResponse)
@@ -264,9 +300,18 @@ async def submit_search(
         except QueryError as exc:
             error = exc
         else:
-            key = cache.put(data)
+            owner = request.cookies.get(OWNER_COOKIE) or new_owner()
+            key = cache.put_upload(data, owner)
             target = Query(upload=key, license=filters["license"], tiles=filters["tiles"])
-            return RedirectResponse(target.link(), status_code=303)
+            redirect = RedirectResponse(target.link(), status_code=303)
+            redirect.set_cookie(
+                OWNER_COOKIE,
+                owner,
+                max_age=int(settings.serving.upload_replay_seconds),
+                httponly=True,
+                samesite="strict",
+            )
+            return redirect
     if error is not None:
         state = PageState(query=query, error=error.detail, status=error.status)
         return await run_in_threadpool(render, request, state, service)
