@@ -124,8 +124,9 @@ def _gutter_colour(pixels: np.ndarray) -> np.uint32 | None:
     whose tiles touch its border (no margin), or None.
 
     Only lines inside the picture count (not the runs along its edges, such as a tile's
-    own sky or snow), and at least two of them must share the colour. Any colour will do:
-    one that is no key colour leaves the mask uncertain, so only a clear grid is cut.
+    own sky or snow), and at least two of them must share the colour. A key colour is taken
+    first; any other colour will do, but leaves the mask uncertain, so only a clear grid is
+    cut.
     """
     lines: list[np.uint32] = []
     for grid in (pixels, pixels.T):
@@ -140,8 +141,13 @@ def _gutter_colour(pixels: np.ndarray) -> np.uint32 | None:
     if len(lines) < _GUTTER_LINES:
         return None
     values, counts = np.unique(np.array(lines, dtype=np.uint32), return_counts=True)
-    best = int(np.argmax(counts))
-    return values[best] if counts[best] >= _GUTTER_LINES else None
+    shared = [k for k in np.argsort(-counts, kind="stable") if counts[k] >= _GUTTER_LINES]
+    # A key colour first (the columns of a solid tile are one-colour lines too, and may be
+    # more), then the most common colour.
+    for k in shared:
+        if is_key_colour(values[k : k + 1].view(np.uint8)[:3]):
+            return values[k]
+    return values[shared[0]] if shared else None
 
 
 def is_key_colour(rgb: np.ndarray) -> bool:
