@@ -200,12 +200,13 @@ _stage_command("index", "Add embedded images to the vector index; refresh keywor
 @common_options
 @click.option("--repair/--no-repair", default=True, show_default=True, help="Fix what is found.")
 def check(settings: Settings, repair: bool) -> None:
-    """Compare the catalog with the vector index; repair any mismatch. Exit 1 if not clean."""
+    """Compare the catalog with the vector index and the patch table; repair any mismatch.
+    Exit 1 if not clean."""
     from ogasearch.index.stage import check as run_check
     from ogasearch.workspace import Workspace
 
     with Workspace(settings) as ws:
-        report = run_check(ws.engine, ws.index, repair=repair)
+        report = run_check(ws.engine, ws.index, ws.patches, repair=repair)
     summary = {
         "indexed_in_catalog": report.indexed_in_catalog,
         "in_index": report.in_index,
@@ -213,6 +214,7 @@ def check(settings: Settings, repair: bool) -> None:
         "unknown_in_index": len(report.unknown_in_index),
         "unmarked_in_index": len(report.unmarked_in_index),
         "embedded_without_vector": len(report.embedded_without_vector),
+        "patch_table_stale": report.patch_table_stale,
         "clean": report.clean,
         "repaired": report.repaired,
     }

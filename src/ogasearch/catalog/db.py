@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 
 from ogasearch.catalog.locks import serialise
+from ogasearch.catalog.migrate import upgrade_schema
 from ogasearch.catalog.schema import SCHEMA_VERSION, failures, meta, metadata
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ def utcnow() -> datetime:
 
 
 def open_catalog(url: str) -> Engine:
-    """Create the engine, the tables if missing, and check the schema version."""
+    """Create the engine, the tables if missing, and check the schema version (an older
+    catalog is upgraded: ``catalog.migrate``)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -45,7 +47,7 @@ def open_catalog(url: str) -> Engine:
         version = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
         if version is None:
             conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(version) != SCHEMA_VERSION:
+        elif upgrade_schema(conn, int(version)) != SCHEMA_VERSION:
             raise CatalogError(
                 f"catalog schema version {version} != {SCHEMA_VERSION} expected by this ogasearch"
             )
