@@ -14,9 +14,8 @@ holds float32 plus its graph links). Measured from the files themselves: SQLite'
 Patch fingerprints and image hashes (target: <= 600 bytes per image on disk): the catalog's
 copy (version 2: the ``embeddings.patches`` blobs of 32-bit keys; version 1: the ``patches``
 table with its two indexes, measured on a folder ingested by an older version), the
-memory-mapped patch
-table beside the vector index (``index.patches``), and the image hash columns
-(``canonical_sha256``, ``structure_sha256``, ``phash``) with their two indexes.
+memory-mapped patch table beside the vector index (``index.patches``), and the image hash
+columns (``canonical_sha256``, ``structure_sha256``, ``phash``) with their two indexes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Time of the matcher's patch lookup (``HashLookup.lookup_patches``) on an ingested folder.
+"""Time of the matcher's patch lookup (``HashLookup.lookup_patches``) on an ingested folder,
+and of its image hash lookup (``HashLookup.lookup``, SQL) for comparison.
 
     python bench/bench_patch_lookup.py --data DIR              # 50 queries of each kind
     python bench/bench_patch_lookup.py --data DIR --no-append  # only print the report
@@ -7,7 +8,9 @@ Queries are built from indexed images, as the matcher sees them: "sprite" is one
 canonical pixels (one lookup per view of a query), "scene" a 4x3 grid of twelve of them (a
 screenshot-sized picture with many more patches). Each lookup gets every sampled patch hash
 of the picture (``embed.patches.image_patches``), like ``Matcher._patch_candidates``. The
-first lookup is not timed (it opens the catalog or maps the table).
+first lookup is not timed (it opens the catalog or maps the table). "canonical hash" is one
+``lookup("canonical", value)`` of an indexed image's canonical hash (the exact-copy path, one
+indexed SQL query per view).
 """
 
 from __future__ import annotations
@@ -60,6 +63,16 @@ def main() -> None:
         hashes = CatalogHashes(ws)
         hashes.lookup_patches([0])  # open the catalog / map the table: not timed
         rows = []
+        with ws.engine.connect() as conn:
+            values = conn.execute(
+                select(images.c.canonical_sha256).where(images.c.id.in_(chosen[: args.queries]))
+            ).scalars()
+            canonical = [v for v in values if v]
+        hash_ms: list[float] = []
+        for value in canonical:
+            start = time.perf_counter()
+            hashes.lookup("canonical", value)
+            hash_ms.append((time.perf_counter() - start) * 1000)
         for kind, queries in kinds.items():
             times: list[float] = []
             sent: list[int] = []
@@ -82,6 +95,17 @@ def main() -> None:
                     f"{percentile(times, 95):.2f}",
                 )
             )
+        rows.append(
+            (
+                "canonical hash",
+                len(hash_ms),
+                "1",
+                "",
+                f"{statistics.mean(hash_ms):.2f}",
+                f"{percentile(hash_ms, 50):.2f}",
+                f"{percentile(hash_ms, 95):.2f}",
+            )
+        )
     report.line(f"Data: {args.data}, {len(indexed):,} indexed images.")
     report.line()
     report.table(

@@ -3,7 +3,9 @@ stage keeping the two in step, ``check``, and the upgrade of a version-1 catalog
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,3 +171,23 @@ def test_a_version_1_catalog_is_upgraded_and_its_rows_moved(tmp_path: Path) -> N
 def _changes(engine: Engine) -> int:
     with engine.connect() as conn:
         return patch_changes(conn)
+
+
+def test_serve_names_an_index_older_than_the_code(tmp_path: Path, caplog: Any) -> None:
+    """A version-1 data folder: one line in the log and in ``/api/stats`` until converted."""
+    from ogasearch.search.service import SearchService
+    from ogasearch.settings import load_settings
+
+    _catalog(tmp_path, {1: [10]}).dispose()
+    engine = open_catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE patches (hash BIGINT, image_id INTEGER)"))
+    engine.dispose()
+    with caplog.at_level(logging.WARNING):
+        service = SearchService(load_settings(data=tmp_path))
+    try:
+        line = service.index_outdated()
+        assert line is not None and "ogasearch update" in line and "\n" not in line
+        assert [r.getMessage() for r in caplog.records if "predates" in r.getMessage()] == [line]
+    finally:
+        service.close()
