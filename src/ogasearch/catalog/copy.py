@@ -20,6 +20,7 @@ from sqlalchemy import Engine, Integer, func, insert, select, text
 
 from ogasearch.catalog.db import CatalogError, open_catalog
 from ogasearch.catalog.dialect import is_postgres
+from ogasearch.catalog.migrate import has_legacy_patches
 from ogasearch.catalog.schema import meta, metadata
 
 BATCH = 2_000
@@ -36,6 +37,11 @@ def copy_catalog(source_url: str, target_url: str, batch: int = BATCH) -> CopySt
     target = open_catalog(target_url)
     stats = CopyStats()
     try:
+        if has_legacy_patches(source):
+            raise CatalogError(
+                "the source catalog still holds version-1 patch fingerprint rows: run "
+                "`ogasearch update` (or `ogasearch index`) on it first to convert them"
+            )
         _check_empty(target)
         for table in metadata.sorted_tables:  # parents before children
             query = select(table).order_by(*table.primary_key.columns)
