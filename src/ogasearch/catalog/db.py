@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 
+from ogasearch.catalog.fingerprints import add_patch_changes
 from ogasearch.catalog.locks import serialise
 from ogasearch.catalog.migrate import upgrade_schema
 from ogasearch.catalog.schema import SCHEMA_VERSION, failures, meta, metadata
@@ -51,6 +52,7 @@ def open_catalog(url: str) -> Engine:
             raise CatalogError(
                 f"catalog schema version {version} != {SCHEMA_VERSION} expected by this ogasearch"
             )
+        add_patch_changes(conn)
     return engine
 
 

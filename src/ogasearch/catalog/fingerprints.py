@@ -63,12 +63,16 @@ def patch_changes(conn: Connection) -> int:
     return int(value or 0)
 
 
+def add_patch_changes(conn: Connection) -> None:
+    """The counter's row, at 0 (``open_catalog``, once per catalog: then every change is an
+    atomic UPDATE of it, which concurrent workers queue on)."""
+    insert_ignore(conn, meta, {"key": CHANGES_KEY, "value": "0"}, ["key"])
+
+
 def note_patch_change(conn: Connection) -> None:
     """Count one change, in the caller's transaction (atomic on both databases)."""
-    bumped = conn.execute(
+    conn.execute(
         update(meta)
         .where(meta.c.key == CHANGES_KEY)
         .values(value=cast(cast(meta.c.value, Integer) + 1, Text))
     )
-    if not bumped.rowcount:
-        insert_ignore(conn, meta, {"key": CHANGES_KEY, "value": "1"}, ["key"])
