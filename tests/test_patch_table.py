@@ -106,6 +106,7 @@ def test_index_stage_builds_the_table_and_check_repairs_it(tmp_path: Path) -> No
     engine = _catalog(tmp_path, {1: [10, 20], 2: [20, 30], 3: []})
     table = PatchTable(tmp_path / "vectors" / "patches")
     with HnswIndex(tmp_path / "vectors", dim=DIM, model="m") as index:
+        assert check(engine, index, table).clean  # nothing indexed yet: no table needed
         stats = index_vectors(engine, index, table)
         assert stats.indexed == 3 and stats.patch_table == 1
         assert sorted(table.lookup([20, 30])) == [(20, 1), (20, 2), (30, 2)]

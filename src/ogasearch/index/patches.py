@@ -116,7 +116,8 @@ class PatchTable:
         self.arrays = EMPTY
         self.generation = 0
         self.built_from: int | None = None
-        self.problem: str | None = None
+        self.problem: str | None = None  # why ``arrays`` is not the saved table (None: it is)
+        self.missing = False  # no table was ever saved here
         self.refresh()
 
     def lookup(self, hashes: Sequence[int]) -> list[tuple[int, int]]:
@@ -124,13 +125,14 @@ class PatchTable:
 
     def refresh(self) -> bool:
         """Load the generation ``patches.json`` names when it is not the one in use."""
-        if not self.folder.exists():
+        self.missing = not (self.folder / SIDECAR).exists()
+        if self.missing:
             self.problem = f"no patch table in {self.folder}"
             return False
         with self._lock(exclusive=False):
             sidecar = self._read_sidecar()
             if sidecar is None:
-                self.problem = f"no patch table in {self.folder}"
+                self.problem, self.missing = f"no patch table in {self.folder}", True
                 return False
             if int(sidecar.get("format", -1)) != FORMAT:
                 self.problem = (

@@ -162,9 +162,10 @@ def check(
     report.unmarked_in_index = sorted((in_index & embedded) - marked)
     report.embedded_without_vector = sorted(done - embedded)
     patches.refresh()
-    if patches.problem is not None:
-        report.patch_table_stale = patches.problem
-    elif not patches.arrays.equals(catalog_patches(engine)[0]):
+    expected = catalog_patches(engine)[0]
+    if patches.problem is not None and (len(expected) or not patches.missing):
+        report.patch_table_stale = patches.problem  # (none yet and none needed is clean)
+    elif not patches.arrays.equals(expected):
         report.patch_table_stale = f"the patch table in {patches.folder} differs from the catalog"
     if repair and not report.clean:
         if report.unknown_in_index:
