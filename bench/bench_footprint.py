@@ -1,4 +1,5 @@
-"""Bytes per image: the vector in the catalog and in the vector index, and the catalog around it.
+"""Bytes per image: the vector in the catalog and in the vector index, the patch fingerprints
+and image hashes, and the catalog around them.
 
     python bench/bench_footprint.py                     # ingest a 100-page local site, measure
     python bench/bench_footprint.py --data ./oga        # measure an existing data folder
@@ -9,6 +10,12 @@ source of truth the index is rebuilt from) and in the vector index (the embedded
 holds float32 plus its graph links). Measured from the files themselves: SQLite's ``dbstat``
 (or PostgreSQL's relation sizes) per table with its indexes, and the index folder on disk
 (hnswlib's file is its memory image). Target: <= 1 KiB of vector per image.
+
+Patch fingerprints and image hashes (target: <= 600 bytes per image on disk): the catalog's
+copy (version 2: the ``embeddings.patches`` blobs of 32-bit keys; version 1: the ``patches``
+table with its two indexes, measured on a folder ingested by an older version), the
+memory-mapped patch table beside the vector index (``index.patches``), and the image hash
+columns (``canonical_sha256``, ``structure_sha256``, ``phash``) with their two indexes.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, inspect, select, text
 
 from _common import CRAWL_TILES, Report, add_report_arguments, ingest_local_site, own_settings
 from ogasearch.catalog.dialect import is_postgres
+from ogasearch.catalog.fingerprints import KEY_DTYPE
 from ogasearch.catalog.schema import embeddings, images
 from ogasearch.settings import load_settings
 
@@ -50,6 +58,63 @@ def table_bytes(engine: Engine) -> dict[str, int]:
             table = owner.get(name, name)
             sizes[table] = sizes.get(table, 0) + int(size)
         return sizes
+
+
+def object_bytes(engine: Engine) -> dict[str, int]:
+    """Bytes on disk per SQLite table or index (``dbstat``), by its own name."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
+        return {name: int(size) for name, size in rows}
+
+
+def fingerprint_rows(engine: Engine, data: Path, vectors: int) -> list[tuple[str, str, str]]:
+    """Bytes per image of the patch fingerprints and image hashes, in every place they live."""
+    objects = {} if is_postgres(engine) else object_bytes(engine)
+    with engine.connect() as conn:
+        legacy = inspect(conn).has_table("patches")
+        if legacy:
+            count = conn.execute(text("SELECT COUNT(*) FROM patches")).scalar_one()
+            stored = sum(v for k, v in objects.items() if k == "patches" or "patches" in k)
+            where = "catalog: version-1 `patches` table, its two indexes"
+        else:
+            stored = conn.execute(
+                text("SELECT COALESCE(SUM(LENGTH(patches)), 0) FROM embeddings")
+            ).scalar_one()
+            count = int(stored) // KEY_DTYPE.itemsize
+            where = "catalog: `embeddings.patches` blobs (payload; rows shared with the vector)"
+        hashes = conn.execute(
+            text(
+                "SELECT COALESCE(SUM(LENGTH(canonical_sha256) + LENGTH(structure_sha256)"
+                " + LENGTH(phash)), 0) FROM images"
+            )
+        ).scalar_one()
+    hash_indexes = sum(
+        objects.get(name, 0)
+        for name in ("ix_images_canonical_sha256", "ix_images_structure_sha256")
+    )
+    table = folder_bytes_matching(data / "vectors", "patches")
+    total = stored + table + int(hashes) + hash_indexes
+
+    def row(what: str, size: float) -> tuple[str, str, str]:
+        return (what, f"{size / vectors:,.0f}", f"{size / 1e6:.2f}")
+
+    return [
+        (
+            f"fingerprints per image ({'rows' if legacy else 'values'})",
+            f"{count / vectors:.1f}",
+            "",
+        ),
+        row(where, stored),
+        row("patch table (`vectors/<model>/patches`, memory-mapped)", table),
+        row("image hash columns (canonical, structure, perceptual)", int(hashes)),
+        row("their two indexes (canonical, structure)", hash_indexes),
+        row("**fingerprints and hashes, all places**", total),
+    ]
+
+
+def folder_bytes_matching(path: Path, name: str) -> int:
+    """Bytes of every folder called ``name`` under ``path``."""
+    return sum(folder_bytes(p) for p in path.rglob(name) if p.is_dir()) if path.exists() else 0
 
 
 def folder_bytes(path: Path) -> int:
@@ -138,6 +203,14 @@ def main() -> None:
         )
         report.line()
         report.table(["what", "bytes per vector", "total MB"], rows)
+        engine = create_engine(settings.catalog_url)
+        try:
+            patch_rows = fingerprint_rows(engine, args.data, vectors)
+        finally:
+            engine.dispose()
+        report.line("Patch fingerprints and image hashes (target: <= 600 bytes per image):")
+        report.line()
+        report.table(["what", "bytes per vector", "total MB"], patch_rows)
         verdicts = []
         for label, size in (("catalog", raw / vectors), ("index", dim * 4)):
             verdict = "met" if size <= TARGET_BYTES else f"missed ({size / TARGET_BYTES:.1f}x)"

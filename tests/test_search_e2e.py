@@ -98,14 +98,14 @@ def test_searching_with_any_indexed_image_returns_it_first(indexed: Indexed) -> 
 def test_sprites_in_a_screenshot_and_crops_are_found_through_their_patches(
     indexed: Indexed,
 ) -> None:
-    """The patch path through the catalog: fingerprints written by the embed stage, looked up
-    by ``CatalogHashes``, candidates' pixels read back from the store. (Sprites with enough
-    opaque pixels: a mostly half-transparent one shows its backdrop through, see
-    docs/benchmarks.md.)"""
+    """The patch path end to end: fingerprints written by the embed stage, the patch table
+    built by the index stage and looked up by ``CatalogHashes``, candidates' pixels read back
+    from the store. (Sprites with enough opaque pixels: a mostly half-transparent one shows
+    its backdrop through, see docs/benchmarks.md.)"""
     rows = indexed.rows(
-        "SELECT i.id FROM images i JOIN patches p ON p.image_id = i.id "
+        "SELECT i.id FROM images i JOIN embeddings e ON e.image_id = i.id "
         "WHERE i.parent_id IS NULL AND i.width <= 128 AND i.height <= 128 "
-        "GROUP BY i.id HAVING COUNT(*) >= 24 ORDER BY i.id"
+        "AND length(e.patches) >= 24 * 4 ORDER BY i.id"  # 24 fingerprints or more
     )
     assert len(rows) >= 5
     rng = np.random.default_rng(1)

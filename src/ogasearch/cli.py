@@ -205,13 +205,13 @@ _stage_command("index", "Add embedded images to the vector index; refresh keywor
 @common_options
 @click.option("--repair/--no-repair", default=True, show_default=True, help="Fix what is found.")
 def check(settings: Settings, repair: bool) -> None:
-    """Compare the catalog with the vector index; repair any mismatch. Exit 1 if not clean.
-    The summary names the catalog and the vector store it checked."""
+    """Compare the catalog with the vector index and the patch table; repair any mismatch.
+    Exit 1 if not clean. The summary names the catalog and the vector store it checked."""
     from ogasearch.index.stage import check as run_check
     from ogasearch.workspace import Workspace
 
     with Workspace(settings, create=False) as ws:
-        report = run_check(ws.engine, ws.index, repair=repair)
+        report = run_check(ws.engine, ws.index, ws.patches, repair=repair)
         backends = ws.backends
     summary = {
         **backends,
@@ -221,6 +221,7 @@ def check(settings: Settings, repair: bool) -> None:
         "unknown_in_index": len(report.unknown_in_index),
         "unmarked_in_index": len(report.unmarked_in_index),
         "embedded_without_vector": len(report.embedded_without_vector),
+        "patch_table_stale": report.patch_table_stale,
         "clean": report.clean,
         "repaired": report.repaired,
     }

@@ -54,7 +54,8 @@ def run_index(ws: Workspace) -> Any:
     from ogasearch.index.keywords import refresh_keywords
     from ogasearch.index.stage import index_vectors
 
-    return {"vectors": index_vectors(ws.engine, ws.index), "keywords": refresh_keywords(ws.engine)}
+    vectors = index_vectors(ws.engine, ws.index, ws.patches)
+    return {"vectors": vectors, "keywords": refresh_keywords(ws.engine)}
 
 
 STAGES: dict[str, Callable[[Workspace], Any]] = {

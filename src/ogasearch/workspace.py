@@ -1,11 +1,11 @@
 """The workspace: what every command works on, opened lazily from the settings.
 
 One ``Workspace`` per process. It owns the catalog engine, the blob store, the polite HTTP client,
-the feature extractor and the vector index, opens each on first use, and closes them in reverse
-order. Both paths use it: the write path (``ogasearch.pipeline`` and its stages) and the read
-path (``ogasearch.search``, ``ogasearch.web``); it imports no stage module. The read path opens
-it with ``create=False``: then a missing data folder or catalog raises ``DataFolderMissing`` /
-``CatalogMissing`` instead of being created empty.
+the feature extractor, the vector index and the patch table, opens each on first use, and closes
+them in reverse order. Both paths use it: the write path (``ogasearch.pipeline`` and its stages)
+and the read path (``ogasearch.search``, ``ogasearch.web``); it imports no stage module. The read
+path opens it with ``create=False``: then a missing data folder or catalog raises
+``DataFolderMissing`` / ``CatalogMissing`` instead of being created empty.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -21,6 +22,8 @@ from ogasearch.crawl.http import PoliteClient
 from ogasearch.embed import extractors
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.index import VectorIndex, open_index
+from ogasearch.index.base import is_milvus_uri
+from ogasearch.index.patches import PatchTable
 from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
 
@@ -73,14 +76,21 @@ class Workspace:
         model that is not exported and cannot be exported here), before any other work."""
         extractors.check_extractor(self.settings.extractor, self.settings.models_dir)
 
+    @property
+    def index_folder(self) -> Path:
+        """The embedded index's folder: ``--vectors`` when it names a folder, else one folder
+        per model in the data folder, so changing the extractor starts a fresh index instead
+        of mixing vector spaces (the embed stage re-embeds everything)."""
+        vectors = self.settings.vectors
+        if vectors and vectors.strip() and not is_milvus_uri(vectors.strip()):
+            return Path(vectors.strip())
+        extractor = self.extractor
+        return self.settings.data / "vectors" / f"{extractor.name}-{extractor.dim}"
+
     @cached_property
     def index(self) -> VectorIndex:
         extractor = self.extractor
-        # The embedded index lives in a folder per model, so changing the extractor starts a
-        # fresh index instead of mixing vector spaces (the embed stage re-embeds everything).
-        uri = self.settings.vectors or str(
-            self.settings.data / "vectors" / f"{extractor.name}-{extractor.dim}"
-        )
+        uri = self.settings.vectors or str(self.index_folder)
         index = open_index(uri, self.settings.data, extractor.dim, extractor.name)
         self._closers.append(index.close)
         return index
@@ -90,6 +100,12 @@ class Workspace:
         """Which catalog (password masked) and vector store this workspace uses."""
         vectors = self.settings.vectors or f"embedded HNSW in {self.settings.data / 'vectors'}"
         return {"catalog": masked_url(self.settings.catalog_url), "vectors": vectors}
+
+    @cached_property
+    def patches(self) -> PatchTable:
+        """The patch table, beside the embedded index's files (in the data folder with Milvus
+        too: it is a local, memory-mapped file)."""
+        return PatchTable(self.index_folder / "patches")
 
     def close(self) -> None:
         while self._closers:

@@ -20,8 +20,8 @@ QUERIES = {
     "blobs": "SELECT sha256, size FROM blobs",
     "embeddings": "SELECT f.url, i.archive_path, i.box, e.model, e.dim FROM embeddings e "
     "JOIN images i ON i.id = e.image_id JOIN files f ON f.id = i.file_id",
-    "patches": "SELECT f.url, i.archive_path, i.box, p.hash FROM patches p "
-    "JOIN images i ON i.id = p.image_id JOIN files f ON f.id = i.file_id",
+    "patches": "SELECT f.url, i.archive_path, i.box, e.patches FROM embeddings e "
+    "JOIN images i ON i.id = e.image_id JOIN files f ON f.id = i.file_id",
     "members": "SELECT f.url, m.path, m.kind, m.size, m.sha256, m.state, m.error, "
     "pm.path FROM members m JOIN files f ON f.id = m.file_id "
     "LEFT JOIN members pm ON pm.id = m.parent_id",

@@ -20,9 +20,12 @@ from sqlalchemy import Engine, Integer, func, insert, select, text
 
 from ogasearch.catalog.db import CatalogError, open_catalog
 from ogasearch.catalog.dialect import is_postgres
+from ogasearch.catalog.fingerprints import CHANGES_KEY
+from ogasearch.catalog.migrate import has_legacy_patches
 from ogasearch.catalog.schema import meta, metadata
 
 BATCH = 2_000
+OWN_KEYS = ("schema_version", CHANGES_KEY)  # ``meta`` rows every new catalog starts with
 
 
 @dataclass
@@ -36,11 +39,16 @@ def copy_catalog(source_url: str, target_url: str, batch: int = BATCH) -> CopySt
     target = open_catalog(target_url)
     stats = CopyStats()
     try:
+        if has_legacy_patches(source):
+            raise CatalogError(
+                "the source catalog still holds version-1 patch fingerprint rows: run "
+                "`ogasearch update` (or `ogasearch index`) on it first to convert them"
+            )
         _check_empty(target)
         for table in metadata.sorted_tables:  # parents before children
             query = select(table).order_by(*table.primary_key.columns)
-            if table is meta:  # the target's open_catalog wrote its own schema_version
-                query = query.where(meta.c.key != "schema_version")
+            if table is meta:  # the target's open_catalog wrote these keys itself
+                query = query.where(meta.c.key.not_in(OWN_KEYS))
             copied = 0
             with source.connect() as src, target.begin() as dst:
                 result = src.execution_options(stream_results=True, yield_per=batch).execute(query)
@@ -61,7 +69,7 @@ def _check_empty(engine: Engine) -> None:
         for table in metadata.sorted_tables:
             query = select(func.count()).select_from(table)
             if table is meta:
-                query = query.where(meta.c.key != "schema_version")
+                query = query.where(meta.c.key.not_in(OWN_KEYS))
             if conn.execute(query).scalar_one():
                 raise CatalogError(
                     f"the target catalog is not empty (table {table.name} has rows): "

@@ -13,7 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from ogasearch.catalog.fingerprints import add_patch_changes
 from ogasearch.catalog.locks import serialise
+from ogasearch.catalog.migrate import upgrade_schema
 from ogasearch.catalog.schema import SCHEMA_VERSION, failures, meta, metadata
 
 log = logging.getLogger(__name__)
@@ -91,10 +93,11 @@ def _prepare(engine: Engine, create: bool, missing: CatalogMissing) -> None:
         version = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
         if version is None:
             conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(version) != SCHEMA_VERSION:
+        elif upgrade_schema(conn, int(version)) != SCHEMA_VERSION:
             raise CatalogError(
                 f"catalog schema version {version} != {SCHEMA_VERSION} expected by this ogasearch"
             )
+        add_patch_changes(conn)
 
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: object) -> None:

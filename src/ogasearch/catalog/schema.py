@@ -30,7 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: patch fingerprints in embeddings.patches (catalog.migrate)
 
 metadata = MetaData()
 
@@ -226,6 +226,10 @@ images = Table(
 
 # One feature vector per image and model (written by the embed stage, read by the index stage
 # and by index rebuilds). ``vector`` holds float16 little-endian bytes, L2-normalised.
+# ``patches``: the image's patch fingerprints (``embed.patches``), hashes of a sample of its
+# pixel patches which a crop of it, a tile cut from it or a screenshot showing it still holds,
+# as one blob of their sorted 32-bit keys (``catalog.fingerprints``; NULL or empty: none).
+# The matcher reads them from the patch table the index stage builds (``index.patches``).
 embeddings = Table(
     "embeddings",
     metadata,
@@ -233,22 +237,7 @@ embeddings = Table(
     Column("model", String(200), nullable=False),
     Column("dim", Integer, nullable=False),
     Column("vector", LargeBinary, nullable=False),
-)
-
-# Patch fingerprints of every embedded image (``embed.patches``): hashes of a sample of its
-# pixel patches, which a crop of it, a tile cut from it or a screenshot showing it still
-# holds. Written by the embed stage with the vector; the matcher looks candidates up by hash.
-patches = Table(
-    "patches",
-    metadata,
-    Column("hash", BigInteger, primary_key=True, autoincrement=False),
-    Column(
-        "image_id",
-        ForeignKey("images.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    Index("ix_patches_image", "image_id"),
+    Column("patches", LargeBinary),
 )
 
 # Append-only log of every failure: which stage, which item, why.

@@ -4,7 +4,8 @@ L2-normalised vector.
 Claims ``images.embed_state = 'pending'`` rows in batches; for each batch, decodes the pixels
 (tiles are cropped from their sheet), canonicalises them and takes their hashes
 (``embed.signatures.prepare_image``), runs the feature extractor, and writes the vectors
-(``embeddings``, float16), the fingerprints (``patches``) and the hashes with
+(``embeddings.vector``, float16), the fingerprints (``embeddings.patches``, one blob per
+image: ``catalog.fingerprints``) and the hashes with
 ``embed_state = 'done'`` in one transaction. Undecodable images become ``failed`` with the
 reason, and the batch goes on.
 """
@@ -23,8 +24,9 @@ from sqlalchemy import Engine, Row, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ogasearch.catalog.db import record_failure
+from ogasearch.catalog.fingerprints import encode_fingerprints
 from ogasearch.catalog.runner import Pending, run
-from ogasearch.catalog.schema import embeddings, images, patches
+from ogasearch.catalog.schema import embeddings, images
 from ogasearch.catalog.vectors import encode_vector
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.embed.signatures import Prepared, prepare_image
@@ -168,18 +170,11 @@ def _record_embedded(
                 "model": extractor.name,
                 "dim": extractor.dim,
                 "vector": encode_vector(vec),
+                "patches": encode_fingerprints(prepared.hashes.patches),
             }
-            for ident, vec in zip(ids, vectors, strict=True)
+            for (ident, prepared), vec in zip(done, vectors, strict=True)
         ],
     )
-    conn.execute(delete(patches).where(patches.c.image_id.in_(ids)))
-    patch_rows = [
-        {"hash": value, "image_id": ident}
-        for ident, prepared in done
-        for value in prepared.hashes.patches
-    ]
-    if patch_rows:
-        conn.execute(insert(patches), patch_rows)
     for ident, prepared in done:
         hashes = prepared.hashes
         conn.execute(

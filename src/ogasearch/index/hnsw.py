@@ -30,12 +30,9 @@ hnswlib's slot reuse must never give one id two nodes.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import re
 import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -54,6 +51,7 @@ from ogasearch.index.base import (
     VectorIndex,
     VectorIndexError,
 )
+from ogasearch.index.files import atomic_write, folder_lock
 
 FORMAT = 1
 SIDECAR = "index.json"
@@ -358,7 +356,7 @@ class HnswIndex(VectorIndex):
         files = {name: f"{name}.{generation}.bin" for name in PARTS}
         files["labels"] = f"labels.{generation}.npz"
         for name in PARTS:
-            _atomic_write(self.folder / files[name], partial(_save_graph, self._parts[name].graph))
+            atomic_write(self.folder / files[name], partial(_save_graph, self._parts[name].graph))
 
         def write_labels(tmp: Path) -> None:
             with tmp.open("wb") as fh:
@@ -371,7 +369,7 @@ class HnswIndex(VectorIndex):
                     },
                 )
 
-        _atomic_write(self.folder / files["labels"], write_labels)
+        atomic_write(self.folder / files["labels"], write_labels)
         sidecar = {
             "format": FORMAT,
             "dim": self.dim,
@@ -387,7 +385,7 @@ class HnswIndex(VectorIndex):
             "hnswlib": getattr(hnswlib, "__version__", "0.8"),
         }
         payload = (json.dumps(sidecar, indent=2) + "\n").encode("utf-8")
-        _atomic_write(self.folder / SIDECAR, lambda tmp: tmp.write_bytes(payload))
+        atomic_write(self.folder / SIDECAR, lambda tmp: tmp.write_bytes(payload))
         self._generation = generation
         self._remove_stale(keep=set(files.values()))
 
@@ -399,32 +397,9 @@ class HnswIndex(VectorIndex):
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
 
-    @contextlib.contextmanager
-    def _file_lock(self, exclusive: bool) -> Iterator[None]:
-        with (self.folder / LOCK).open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _file_lock(self, exclusive: bool) -> contextlib.AbstractContextManager[None]:
+        return folder_lock(self.folder / LOCK, exclusive)
 
 
 def _save_graph(graph: hnswlib.Index, path: Path) -> None:
     graph.save_index(str(path))
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write ``path`` via a temp file in the same folder: after a crash it is old or whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

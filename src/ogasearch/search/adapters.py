@@ -1,13 +1,14 @@
 """The catalog and the vector index behind the matcher's interfaces (``search.matching``).
 
-* ``CatalogHashes``: ``HashLookup`` (image ids by canonical or structure hash, and by patch
-  fingerprint);
+* ``CatalogHashes``: ``HashLookup`` (image ids by canonical or structure hash from the catalog,
+  and by patch fingerprint from the memory-mapped patch table, ``index.patches``);
 * ``CatalogPixels``: ``PixelSource`` (canonical pixels of candidates, read from the store);
 * ``RefreshingIndex``: ``VectorSearch`` over the workspace's vector index, re-read when
   another process (``update``) has saved a newer one.
 
-Each works on a ``Workspace`` (engine, store, index) and reads the catalog only through
-``search.catalog_reads``.
+Each works on a ``Workspace`` (engine, store, index, patch table) and reads the catalog only
+through ``search.catalog_reads``. The vector index and the patch table are re-read (at most
+every ``REFRESH_SECONDS``) when ``update`` has saved a newer generation.
 """
 
 from __future__ import annotations
@@ -28,20 +29,42 @@ from ogasearch.workspace import Workspace
 REFRESH_SECONDS = 1.0  # how often the index is checked for a newer saved generation
 
 
+class _Every:
+    """True at most once every ``seconds`` (thread-safe): when to look for a newer
+    generation on disk."""
+
+    def __init__(self, seconds: float = REFRESH_SECONDS) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self._last = 0.0
+
+    def due(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            if now - self._last <= self.seconds:
+                return False
+            self._last = now
+            return True
+
+
 class CatalogHashes:
-    """``HashLookup`` over the catalog: image ids by canonical or structure hash, and by
-    patch fingerprint (``patches``)."""
+    """``HashLookup``: image ids by canonical or structure hash (catalog), and by patch
+    fingerprint (the workspace's patch table, re-read when a newer one was saved)."""
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
+        self._refresh = _Every()
 
     def lookup(self, kind: str, value: str) -> list[int]:
         with self.ws.engine.connect() as conn:
             return catalog_reads.ids_by_hash(conn, kind, value)
 
     def lookup_patches(self, hashes: Sequence[int]) -> list[tuple[int, int]]:
-        with self.ws.engine.connect() as conn:
-            return catalog_reads.patch_owners(conn, hashes)
+        table = self.ws.patches
+        if self._refresh.due():
+            with self._refresh.lock:
+                table.refresh()
+        return table.lookup(hashes)
 
 
 class CatalogPixels:
@@ -70,16 +93,13 @@ class RefreshingIndex:
 
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self._lock = threading.Lock()
-        self._refreshed = 0.0
+        self._refresh = _Every()
 
     def index(self) -> VectorIndex:
         index = self.ws.index
-        now = time.monotonic()
-        if now - self._refreshed > REFRESH_SECONDS:
-            with self._lock:
+        if self._refresh.due():
+            with self._refresh.lock:
                 index.refresh()
-                self._refreshed = now
         return index
 
     def search(self, queries: npt.ArrayLike, k: int, tiles: TileFilter = None) -> list[list[Hit]]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, select
 
 from ogasearch.catalog.schema import (
     authors,
@@ -24,10 +24,8 @@ from ogasearch.catalog.schema import (
     page_authors,
     page_licenses,
     pages,
-    patches,
 )
 from ogasearch.catalog.vectors import decode_vectors
-from ogasearch.embed.patches import COMMON
 from ogasearch.extract.pixels import pixel_rows
 from ogasearch.search.grouping import (
     GroupKey,
@@ -72,24 +70,12 @@ def ids_by_hash(conn: Connection, kind: str, value: str) -> list[int]:
     return [int(r) for r in rows.scalars()]
 
 
-def patch_owners(conn: Connection, hashes: Sequence[int]) -> list[tuple[int, int]]:
-    """``(hash, image id)`` for every indexed image holding one of these patch fingerprints;
-    fingerprints held by more than ``embed.patches.COMMON`` images are left out."""
-    out: list[tuple[int, int]] = []
-    for chunk in chunks(hashes):
-        usable = (
-            select(patches.c.hash)
-            .where(patches.c.hash.in_(chunk))
-            .group_by(patches.c.hash)
-            .having(func.count() <= COMMON)
-        )
-        rows = conn.execute(
-            select(patches.c.hash, patches.c.image_id)
-            .join(images, images.c.id == patches.c.image_id)
-            .where(patches.c.hash.in_(usable), images.c.indexed.is_(True))
-        )
-        out += [(int(h), int(i)) for h, i in rows]
-    return out
+def any_indexed(conn: Connection) -> bool:
+    """True when the catalog has at least one indexed image."""
+    return (
+        conn.execute(select(images.c.id).where(images.c.indexed.is_(True)).limit(1)).first()
+        is not None
+    )
 
 
 def pixel_rows_of(conn: Connection, ids: Iterable[int]) -> list[CatalogRow]:

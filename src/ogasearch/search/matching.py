@@ -7,7 +7,7 @@ benchmark, tests) and on the product's catalog + vector index:
   exactly ``ogasearch.index.VectorIndex.search``;
 * ``HashLookup``: ``lookup(kind, value) -> [ids]`` for ``kind`` "canonical"
   (``images.canonical_sha256``) and "structure" (``images.structure_sha256``), and
-  ``lookup_patches(hashes) -> [(hash, id)]`` (the ``patches`` table);
+  ``lookup_patches(hashes) -> [(hash, id)]`` (the patch table, ``index.patches``);
 * ``PixelSource`` (optional): ``canonical_images(ids) -> {id: Canonical}`` for pixel
   verification; without it the verification and patch steps are skipped.
 
@@ -50,7 +50,7 @@ from PIL import Image
 
 from ogasearch.budget import bounded_image, check, optional_stage
 from ogasearch.embed.extractors import FeatureExtractor, l2_normalise
-from ogasearch.embed.patches import COMMON, Patches, image_patches, patches
+from ogasearch.embed.patches import Patches, image_patches, patches
 from ogasearch.embed.preprocess import (
     Canonical,
     canonicalise,
@@ -61,6 +61,7 @@ from ogasearch.embed.preprocess import (
     to_rgba,
 )
 from ogasearch.index.base import Hit, TileFilter
+from ogasearch.index.patches import PatchArrays
 from ogasearch.search.ranking import (
     KEPT_PENALTY,
     MIRROR_PENALTY,
@@ -450,7 +451,8 @@ class InMemoryHashes:
 
     def __init__(self) -> None:
         self._maps: dict[str, dict[str, list[int]]] = {}
-        self._patches: dict[int, list[int]] = {}
+        self._patches: dict[int, list[int]] = {}  # image id -> its fingerprints
+        self._table: PatchArrays | None = None
 
     def add(self, ident: int, kind: str, value: str | None) -> None:
         if value is not None:
@@ -464,13 +466,11 @@ class InMemoryHashes:
         return list(self._maps.get(kind, {}).get(value, ()))
 
     def add_patches(self, ident: int, fingerprints: Iterable[int]) -> None:
-        for value in fingerprints:
-            self._patches.setdefault(value, []).append(ident)
+        self._patches[ident] = [*self._patches.get(ident, ()), *fingerprints]
+        self._table = None
 
     def lookup_patches(self, hashes: Sequence[int]) -> list[tuple[int, int]]:
-        out = []
-        for value in hashes:
-            ids = self._patches.get(value, ())
-            if len(ids) <= COMMON:
-                out += [(value, i) for i in ids]
-        return out
+        """From a patch table of the added fingerprints, as the product's (``index.patches``)."""
+        if self._table is None:
+            self._table = PatchArrays.of(self._patches)
+        return self._table.owners_of(hashes)

@@ -12,6 +12,7 @@ matcher's adapters in ``search.adapters``, grouping copies into results in
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -19,8 +20,10 @@ from typing import Any
 from PIL import Image
 
 from ogasearch.catalog import CatalogMissing
+from ogasearch.catalog.migrate import has_legacy_patches
 from ogasearch.catalog.stats import catalog_stats
 from ogasearch.catalog.vectors import decode_vectors
+from ogasearch.embed.extractors import ModelUnavailable
 from ogasearch.extract.pixels import load_pixels, tile_box
 from ogasearch.index import MAX_K
 from ogasearch.search import catalog_reads, keywords
@@ -43,6 +46,8 @@ from ogasearch.search.results import (
 from ogasearch.settings import Settings
 from ogasearch.workspace import Workspace
 
+log = logging.getLogger(__name__)
+
 
 class SearchService:
     def __init__(self, settings: Settings) -> None:
@@ -50,6 +55,34 @@ class SearchService:
         self.ws = Workspace(settings, create=False)  # searching never creates a data folder
         self.vectors = RefreshingIndex(self.ws)
         self._matcher: Matcher | None = None
+        outdated = self.index_outdated()
+        if outdated:
+            log.warning("%s", outdated)
+
+    def index_outdated(self) -> str | None:
+        """One line when the data folder's index is older than this code (or its patch table
+        is missing): what is wrong and the command that fixes it; None when it is current (or
+        when there is no index at all: ``stats()`` says it is empty)."""
+        try:
+            engine = self.ws.engine
+        except CatalogMissing:
+            return None
+        if has_legacy_patches(engine):
+            return (
+                "the index predates this ogasearch (patch fingerprints still in the catalog's "
+                "version-1 rows): run `ogasearch update` to convert it (no re-crawl, no "
+                "re-embed); until then searches skip the patch path"
+            )
+        with engine.connect() as conn:
+            if not catalog_reads.any_indexed(conn):
+                return None
+        try:
+            problem = self.ws.patches.problem
+        except ModelUnavailable:
+            return None  # said when a search needs the model
+        if problem is None:
+            return None
+        return f"{problem}: run `ogasearch update` or `ogasearch check` to build it"
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -160,6 +193,7 @@ class SearchService:
             "indexed": counts["indexed"],
             "vectors": len(self.vectors.index()),
             "empty": counts["indexed"] == 0,
+            "index_outdated": self.index_outdated(),  # None, or what is out of date and the fix
         }
 
     def licenses(self) -> list[str]:

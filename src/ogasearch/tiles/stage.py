@@ -36,6 +36,7 @@ from sqlalchemy import Engine, Row, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ogasearch.catalog.db import record_failure
+from ogasearch.catalog.fingerprints import note_patch_change
 from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import images
 from ogasearch.extract.images import (
@@ -202,8 +203,9 @@ def _copy_from_twin(conn: Connection, row: Row) -> list[TileRecord] | None:
 
 
 def _remove_stale(conn: Connection, row: Row, boxes: set[str], unindex: Unindex | None) -> int:
-    """Delete the sheet's tile rows whose box is not in ``boxes`` (vectors and patches go
-    with them); indexed ones leave the vector index first. Return how many were deleted."""
+    """Delete the sheet's tile rows whose box is not in ``boxes`` (vectors and fingerprints go
+    with them); indexed ones leave the vector index first, and the patch table is marked
+    behind. Return how many were deleted."""
     present = conn.execute(
         select(images.c.id, images.c.box, images.c.indexed).where(images.c.parent_id == row.id)
     ).all()
@@ -216,6 +218,8 @@ def _remove_stale(conn: Connection, row: Row, boxes: set[str], unindex: Unindex 
     ids = [t.id for t in stale]
     for start in range(0, len(ids), 500):
         conn.execute(delete(images).where(images.c.id.in_(ids[start : start + 500])))
+    if indexed:
+        note_patch_change(conn)  # their fingerprints leave the patch table at the next index run
     return len(ids)
 
 

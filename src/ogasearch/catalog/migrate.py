@@ -1,0 +1,109 @@
+"""Catalog upgrades: what ``open_catalog`` changes in an older catalog, and the data moves
+the next ``update`` does by itself.
+
+Version 1 -> 2 (patch fingerprints): version 1 kept one row per (fingerprint, image) in a
+table ``patches`` with two indexes (about 45 bytes per fingerprint, ~2.4 KB per image).
+Version 2 keeps them as one blob per image in ``embeddings.patches``
+(``catalog.fingerprints``). ``upgrade_schema`` adds the column (instant); the rows are moved
+by ``move_legacy_patches``, which the index stage calls: batch by batch (each batch one
+transaction, so a kill resumes where it stopped), with a progress bar, then the old table is
+dropped. No image is crawled, downloaded or embedded again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    bindparam,
+    delete,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
+
+from ogasearch.catalog.fingerprints import encode_fingerprints, note_patch_change
+from ogasearch.catalog.schema import embeddings, meta
+from ogasearch.progress import progress
+
+log = logging.getLogger(__name__)
+
+BATCH = 1_000  # images moved per transaction
+
+# The version-1 table, only to read it out and drop it (not part of ``schema.metadata``).
+legacy_patches = Table(
+    "patches",
+    MetaData(),
+    Column("hash", BigInteger, primary_key=True),
+    Column("image_id", Integer, primary_key=True),
+)
+
+
+def upgrade_schema(conn: Connection, version: int) -> int:
+    """Bring the tables of a catalog at ``version`` to the current one; return the new version
+    (unchanged when there is nothing this code knows how to upgrade)."""
+    if version == 1:
+        blob = LargeBinary().compile(dialect=conn.dialect)
+        if "patches" not in {c["name"] for c in inspect(conn).get_columns("embeddings")}:
+            conn.execute(text(f"ALTER TABLE embeddings ADD COLUMN patches {blob}"))
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
+        log.info("catalog upgraded to version 2: patch fingerprints move to embeddings.patches")
+        version = 2
+    return version
+
+
+def has_legacy_patches(engine: Engine) -> bool:
+    """True while a version-1 ``patches`` table is still there (rows not moved yet)."""
+    with engine.connect() as conn:
+        return inspect(conn).has_table(legacy_patches.name)
+
+
+def move_legacy_patches(engine: Engine) -> int:
+    """Move the version-1 ``patches`` rows into ``embeddings.patches`` blobs, then drop the
+    table; return the number of images moved (0 when there is no such table)."""
+    if not has_legacy_patches(engine):
+        return 0
+    rows = legacy_patches.c
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count(func.distinct(rows.image_id)))).scalar_one()
+    moved = 0
+    with progress(total, "move fingerprints", "img") as bar:
+        while True:
+            with engine.begin() as conn:
+                ids = list(
+                    conn.execute(
+                        select(rows.image_id).distinct().order_by(rows.image_id).limit(BATCH)
+                    ).scalars()
+                )
+                if not ids:
+                    break
+                owned: dict[int, list[int]] = defaultdict(list)
+                for value, ident in conn.execute(
+                    select(rows.hash, rows.image_id).where(rows.image_id.in_(ids))
+                ):
+                    owned[int(ident)].append(int(value))
+                conn.execute(
+                    update(embeddings)
+                    .where(embeddings.c.image_id == bindparam("ident"))
+                    .values(patches=bindparam("blob")),
+                    [{"ident": i, "blob": encode_fingerprints(v)} for i, v in owned.items()],
+                )
+                conn.execute(delete(legacy_patches).where(rows.image_id.in_(ids)))
+                note_patch_change(conn)
+            moved += len(ids)
+            bar.update(len(ids))
+    with engine.begin() as conn:
+        legacy_patches.drop(conn, checkfirst=True)
+    log.info("moved the patch fingerprints of %d images into embeddings.patches", moved)
+    return moved
