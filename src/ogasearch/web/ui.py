@@ -4,7 +4,8 @@
 ``upload``, plus ``license``, ``tiles`` and ``page``), so every result page is a link.
 ``POST /`` takes the search form (an image file, or text that is either an image URL or
 keywords), keeps an uploaded image in the query cache and redirects to the ``GET`` page.
-Query parameters are read leniently here (a bad ``page`` means page 1): people type URLs.
+Query parameters are read leniently here (a bad ``page`` means page 1): people type URLs;
+a filter value the catalog does not know is answered 422 with the valid ones, as in the API.
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ogasearch.search.results import Filters, ImageNotFound, SearchResponse, SearchResult
+from ogasearch.search.labels import plural
+from ogasearch.search.results import (
+    Filters,
+    ImageNotFound,
+    SearchResponse,
+    SearchResult,
+    UnknownFilter,
+)
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
 from ogasearch.web.api import MAX_K, get_service, get_settings
@@ -39,6 +47,7 @@ from ogasearch.web.views import Card, card, licence_class
 
 PAGE_SIZE = 24
 TEMPLATES = Path(__file__).parent / "templates"
+FAVICON = Path(__file__).parent / "static" / "favicon.ico"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -52,6 +61,7 @@ templates = Jinja2Templates(
     )
 )
 templates.env.filters["licence_class"] = licence_class
+templates.env.filters["plural"] = plural
 
 router = APIRouter(include_in_schema=False)
 
@@ -92,8 +102,8 @@ class Query:
 
     @property
     def filters(self) -> Filters:
-        tiles = self.tiles if self.tiles in ("only", "exclude") else None
-        return Filters(license=self.license or None, tiles=tiles)  # type: ignore[arg-type]
+        """The page's filters as given: the search checks them (``UnknownFilter``)."""
+        return Filters(license=self.license or None, tiles=self.tiles or None)  # type: ignore[arg-type]
 
     def params(self, **changes: Any) -> dict[str, str]:
         """This query as URL parameters (only the set ones), with ``changes`` applied."""
@@ -136,7 +146,7 @@ def read_query(request: Request) -> Query:
         similar=_int(p.get("similar"), None),
         upload=upload if _SHA256.match(upload) else "",
         license=p.get("license", "").strip()[:200],
-        tiles=p.get("tiles", "") if p.get("tiles") in ("only", "exclude") else "",
+        tiles=p.get("tiles", "").strip()[:50],
         page=min(max(page, 1), max_page),
     )
 
@@ -150,6 +160,7 @@ class PageState:
     took_ms: float | None = None
     has_more: bool = False
     query_image_url: str | None = None
+    similar_name: str | None = None  # what "More like ..." names: the image's page or file
 
 
 def _run(
@@ -188,6 +199,14 @@ def _parent_sizes(
     return {i: (sheet.width, sheet.height) for i, sheet in service.images(parents).items()}
 
 
+def _image_name(service: SearchService, image_id: int) -> str | None:
+    """How people know an image: its page's title, else the name its page gives the file."""
+    found = service.image(image_id)
+    if found is None:
+        return None
+    return found.source.title or found.source.page_file_name
+
+
 def build_page(
     query: Query, service: SearchService, settings: Settings, cache: QueryImageCache
 ) -> PageState:
@@ -200,6 +219,11 @@ def build_page(
     except QueryError as exc:
         state.error, state.status = exc.detail, exc.status
         return state
+    except UnknownFilter as exc:
+        state.error, state.status = str(exc), 422
+        return state
+    if query.mode == "similar" and query.similar is not None:
+        state.similar_name = _image_name(service, query.similar)
     start = (query.page - 1) * PAGE_SIZE
     shown = response.results[start : start + PAGE_SIZE]
     sizes = _parent_sizes(service, shown)
@@ -287,6 +311,14 @@ async def submit_search(
 def _check_image(data: bytes, settings: Settings) -> None:
     with open_query_image(data, settings.limits):
         pass
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The site's icon (drawn by ``scripts/favicon.py``)."""
+    return FileResponse(
+        FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 @router.get("/images/{image_id}.png")
