@@ -78,10 +78,14 @@ from ogasearch.search.ranking import (
     VERIFY_MIN,
 )
 from ogasearch.search.regions import GridView, Region, blobs, grid_views, looks_like_scene
-from ogasearch.search.verify import MARGIN, SceneMatch, pixel_similarity, scene_similarity
+from ogasearch.search.verify import SceneMatch, pixel_similarity, scene_similarity
 
 Path = Literal["exact", "near", "vector", "region", "text"]  # how a result was found
 Edits = tuple[Edit, ...]
+# A verified view covering less than this share of the image it was found in is called a
+# crop of it ("cropped"); above it, the difference is a shifted outline, a changed frame.
+# Not measured.
+CROPPED_BELOW = 0.9
 # a view of the query: its pixels, the penalty of matches through it, the edits it undoes
 Probe = tuple[Image.Image, float, Edits]
 
@@ -366,11 +370,11 @@ class Matcher:
 
 def _verified_edits(view: Image.Image, form: Image.Image, edits: Edits, lossy: bool) -> Edits:
     """The edits a pixel-verified near-duplicate shows: the view's own, "cropped" when the
-    view is smaller than the image it was found in (beyond the shift JPEG noise allows),
-    "recompressed" when the query is lossy."""
+    view covers less than ``CROPPED_BELOW`` of the image it was found in, "recompressed"
+    when the query is lossy."""
     (vw, vh), (fw, fh) = view.size, form.size
     found = list(edits)
-    if vw < fw - MARGIN or vh < fh - MARGIN:
+    if vw * vh < CROPPED_BELOW * fw * fh:
         found.append("cropped")
     if lossy:
         found.append("recompressed")
