@@ -12,7 +12,10 @@ from typing import get_args
 
 from ogasearch.index.base import TileFilter
 
-TILE_FILTERS: tuple[str, ...] = tuple(a for a in get_args(TileFilter) if a is not None)
+# "only", "exclude": the values of TileFilter's Literal (None, its other member, is no filter)
+TILE_FILTERS: tuple[str, ...] = tuple(
+    value for member in get_args(TileFilter) for value in get_args(member)
+)
 
 
 class ImageNotFound(LookupError):
