@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from ogasearch.localsite.kenney import sprite_bytes
+from ogasearch.search.query_image import EMPTY
 from ogasearch.settings import Settings
 from ogasearch.web.app import create_app
 from ogasearch.web.server import running_server
@@ -27,6 +28,7 @@ from support.search_data import XSS_TITLE, SearchData, app_client, search_data
 
 ALIEN = "alien/alienBlue_front.png"
 ALIEN_PAGE = "alien-blue-player-character"
+BEE = "enemies/bee.png"  # in gfx_3.zip, which its page calls gfx.zip; recoloured on another page
 IDLE = "animated_characters/female_adventurer/femaleAdventurer_idle.png"
 RESULT_FIELDS = {
     "image_id",
@@ -41,6 +43,7 @@ RESULT_FIELDS = {
     "post_date",
     "file_url",
     "file_name",
+    "page_file_name",
     "archive_path",
     "width",
     "height",
@@ -49,8 +52,12 @@ RESULT_FIELDS = {
     "parent_image_id",
     "parent_image_url",
     "copies",
+    "label",
+    "edits",
+    "score_percent",
 }
-COPY_FIELDS = {"page_url", "title", "author", "licenses", "post_date"}
+COPY_FIELDS = {"page_url", "title", "author", "licenses", "post_date", "page_file_name"}
+LABELS = {"exact copy", "edited copy", "found in your picture", "similar", "keyword match"}
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +122,9 @@ def check_result_shape(result: dict) -> None:
     assert result["page_url"].startswith("http://127.0.0.1:")
     assert "/content/" in result["page_url"]
     assert result["tile"] is None or len(result["tile"]) == 4
+    assert result["label"] in LABELS
+    percent = result["score_percent"]
+    assert percent is None or (isinstance(percent, int) and 0 <= percent <= 100)
     for copy in result["copies"]:
         assert set(copy) >= COPY_FIELDS
 
@@ -138,6 +148,60 @@ def test_upload_finds_its_source_page(api: httpx.Client, data: SearchData) -> No
     assert best["licenses"] == ["CC0"]
     assert best["match"] == "exact"
     assert best["score"] == pytest.approx(1.0)
+    assert (best["label"], best["edits"], best["score_percent"]) == ("exact copy", [], None)
+
+
+def _flip(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as im:
+        return png(im.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+
+
+def _upscale(data: bytes, factor: int = 3) -> bytes:
+    with Image.open(io.BytesIO(data)) as im:
+        return png(im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST))
+
+
+@pytest.mark.parametrize(
+    ("edit", "edits"),
+    [
+        (lambda b: b, []),
+        (_upscale, ["upscaled"]),
+        (_flip, ["flipped"]),
+        (lambda b: _upscale(_flip(b)), ["upscaled", "flipped"]),
+    ],
+    ids=["as-is", "upscaled", "flipped", "upscaled-flipped"],
+)
+def test_edited_copies_name_their_edits(
+    api: httpx.Client, data: SearchData, edit: object, edits: list[str]
+) -> None:
+    """The matcher says which edit it undid; a copy with none is an "exact copy"."""
+    query = edit(sprite_bytes(BEE))  # type: ignore[operator]
+    best = upload(api, query).json()["results"][0]
+    assert best["page_url"] == data.page_url("enemy-sprites")
+    assert best["match"] == "exact"
+    assert best["edits"] == edits
+    assert best["label"] == ("edited copy" if edits else "exact copy")
+
+
+def test_a_recolouring_is_an_edited_copy_and_neighbours_are_similar(
+    api: httpx.Client, data: SearchData
+) -> None:
+    results = upload(api, sprite_bytes(BEE), k=40).json()["results"]
+    red = next(r for r in results if r["page_url"] == data.page_url("enemy-sprites-0"))
+    assert (red["match"], red["label"], red["edits"]) == ("near", "edited copy", ["recoloured"])
+    similar = [r for r in results if r["match"] == "vector"]
+    assert similar
+    for r in similar:
+        assert r["label"] == "similar" and r["edits"] == []
+        assert r["score_percent"] == max(0, min(100, round(r["score"] * 100)))
+
+
+def test_results_show_the_file_name_the_page_shows(api: httpx.Client, data: SearchData) -> None:
+    """OGA stored the upload as gfx_3.zip (gfx.zip was taken); its page says gfx.zip."""
+    best = upload(api, sprite_bytes(BEE)).json()["results"][0]
+    assert best["file_url"] == data.file_url("gfx_3.zip")
+    assert (best["file_name"], best["page_file_name"]) == ("gfx_3.zip", "gfx.zip")
+    assert best["archive_path"] == "enemies/bee.png"
 
 
 def test_upscaled_query_still_finds_the_source(api: httpx.Client, data: SearchData) -> None:
@@ -191,10 +255,40 @@ def test_licence_filter(api: httpx.Client) -> None:
     assert all("CC-BY 3.0" in r["licenses"] for r in results)
     everything = upload(api, sprite_bytes(ALIEN), k=50).json()["results"]
     assert any("CC-BY 3.0" not in r["licenses"] for r in everything)
-    unknown = assert_error(
-        upload(api, sprite_bytes(ALIEN), license="No Such Licence"), 422, "invalid_parameters"
-    )
-    assert "'No Such Licence'" in unknown["detail"] and "'CC-BY 3.0'" in unknown["detail"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("license", "No Such Licence"), ("art_type", "pixel")])
+def test_unknown_filter_values_are_422_with_the_valid_ones(
+    api: httpx.Client, name: str, value: str
+) -> None:
+    """A filter that matches nothing the catalog knows is a mistake, not an empty answer."""
+    query = {"image": ("q.png", sprite_bytes(ALIEN), "image/png")}
+    requests = [
+        lambda: api.post("/api/search/image", params={name: value}, files=query),
+        lambda: api.get("/api/search/text", params={"q": "tank", name: value}),
+        lambda: api.get("/api/similar/1", params={name: value}),
+    ]
+    for request in requests:
+        body = assert_error(request(), 422, "invalid_parameters")
+        (problem,) = body["detail"]
+        assert problem["loc"] == ["query", name]
+        assert problem["type"] == "unknown_value"
+        assert f"unknown {name} {value!r}" in problem["msg"]
+        assert problem["valid"] == sorted(problem["valid"]) and problem["valid"]
+    licences = assert_error(
+        api.get("/api/search/text", params={"q": "tank", "license": "bogus"}),
+        422,
+        "invalid_parameters",
+    )["detail"][0]["valid"]
+    assert {"CC0", "CC-BY 3.0"} <= set(licences)
+    art_types = assert_error(
+        api.get("/api/search/text", params={"q": "tank", "art_type": "pixel"}),
+        422,
+        "invalid_parameters",
+    )["detail"][0]["valid"]
+    assert "2D Art" in art_types
+    ok = api.get("/api/search/text", params={"q": "tank", "art_type": "2D Art", "license": "CC0"})
+    assert ok.status_code == 200 and ok.json()["results"]
 
 
 def test_tile_filters(api: httpx.Client) -> None:
@@ -220,7 +314,7 @@ def test_missing_image_field_is_422(api: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b"", "empty"),
+        (b"", EMPTY),
         (b"hello, I am not an image", "unsupported format"),
         (b"II*\x00" + b"\x00" * 200, "unsupported format TIFF"),
         (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "unsupported format"),
@@ -551,6 +645,16 @@ def test_openapi_document(api: httpx.Client) -> None:
     assert "502" in paths["/api/search/image"]["get"]["responses"]
     schemas = document["components"]["schemas"]
     assert set(schemas["ResultOut"]["properties"]) >= RESULT_FIELDS
+    result = schemas["ResultOut"]["properties"]
+    assert set(result["label"]["enum"]) == LABELS
+    assert set(result["edits"]["items"]["enum"]) == {
+        "upscaled",
+        "recoloured",
+        "flipped",
+        "cropped",
+        "recompressed",
+    }
+    assert "gfx_3.zip" in result["page_file_name"]["description"]
     assert set(schemas["ErrorOut"]["properties"]) == {"error", "detail"}
     assert not any(p == "/" or p.startswith("/images") for p in paths)  # the UI is not API
     # the interactive pages would load scripts from a CDN: off (openapi.json is the contract)
@@ -566,3 +670,28 @@ def test_unknown_route_and_method_are_json(api: httpx.Client) -> None:
 def test_security_headers(api: httpx.Client) -> None:
     response = api.get("/api/stats")
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_crop_is_an_edited_copy_and_says_so(api: httpx.Client, data: SearchData) -> None:
+    with Image.open(io.BytesIO(sprite_bytes(BEE))) as im:
+        left, top, right, bottom = im.getchannel("A").getbbox()
+        cut = (right - left) // 5
+        crop = png(im.crop((left + cut, top, right, bottom)))  # 80% of its pixels
+    best = upload(api, crop).json()["results"][0]
+    assert best["page_url"] == data.page_url("enemy-sprites")
+    assert (best["match"], best["label"]) == ("near", "edited copy")
+    assert "cropped" in best["edits"]
+    assert best["score_percent"] == round(best["score"] * 100)
+
+
+def test_a_jpeg_copy_is_re_compressed(api: httpx.Client, data: SearchData) -> None:
+    with Image.open(io.BytesIO(sprite_bytes(ALIEN))) as im:
+        flat = Image.new("RGB", im.size, (255, 255, 255))
+        flat.paste(im, mask=im.getchannel("A"))
+    out = io.BytesIO()
+    flat.save(out, "JPEG", quality=85)
+    results = upload(api, out.getvalue()).json()["results"]
+    best = results[0]
+    assert best["page_url"] == data.page_url(ALIEN_PAGE)
+    assert best["label"] == "edited copy"
+    assert "recompressed" in best["edits"]

@@ -107,7 +107,7 @@ def test_empty_text_query_is_one_clear_error(site: Site) -> None:
         )
         assert proc.returncode != 0
         lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and "--text needs at least one word" in lines[0], proc.stderr
+        assert len(lines) == 1 and "--text needs at least one keyword" in lines[0], proc.stderr
 
 
 def test_an_old_keyword_index_is_rebuilt_by_the_next_update(site: Site, tmp_path: Path) -> None:

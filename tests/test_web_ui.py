@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.util
 import io
 import os
 import re
@@ -32,7 +33,8 @@ ALIEN = "alien/alienBlue_front.png"
 ALIEN_PAGE = "alien-blue-player-character"
 IDLE = "animated_characters/female_adventurer/femaleAdventurer_idle.png"
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +251,73 @@ def test_static_files(web: httpx.Client) -> None:
     assert css.status_code == 200
     assert "image-rendering: pixelated" in css.text
     assert web.get("/static/search.js").status_code == 200
+
+
+BEE = "enemies/bee.png"  # in gfx_3.zip, which its page calls gfx.zip; recoloured on another page
+
+
+def test_cards_speak_plain_words(web: httpx.Client) -> None:
+    page = upload_page(web, sprite_bytes(BEE)).text
+    matches = re.findall(
+        r'<span class="match">· ([^<]*)</span>(?: <span class="score">([^<]*)</span>)?', page
+    )
+    assert matches[0] == ("exact copy", "")  # an exact copy shows no percentage
+    assert ("edited copy (recoloured)", matches[1][1]) in matches
+    similar = [score for word, score in matches if word == "similar"]
+    assert similar and all(re.fullmatch(r"\d{1,3}%", score) for score in similar)
+    words = {word.split(" (")[0] for word, _ in matches}
+    assert words <= {"exact copy", "edited copy", "found in your picture", "similar"}
+    assert "24 results shown" in page
+    assert not re.search(r"\d\.\d{3}</span>", page)  # no raw scores
+
+
+def test_cards_show_the_file_name_the_page_shows(web: httpx.Client, data: SearchData) -> None:
+    page = upload_page(web, sprite_bytes(BEE)).text
+    first = page.split('<li class="result"')[1]
+    assert f'<a href="{data.file_url("gfx_3.zip")}">gfx.zip</a>' in first
+    assert ">gfx_3.zip<" not in first
+
+
+def test_more_like_names_the_image(web: httpx.Client) -> None:
+    page = web.get("/", params={"q": "alien blue"}).text
+    similar = re.findall(r'<a class="similar" href="([^"]*)"', page)
+    title = result_titles(page)[0]
+    more = web.get(html.unescape(similar[0])).text
+    assert f'More like <q class="similar-name">{escape(title)}</q>' in more
+    assert "Images like image" not in more
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"q": "tank", "license": "bogus"}, "unknown license &#39;bogus&#39;; valid: "),
+        ({"q": "tank", "tiles": "some"}, "unknown tiles &#39;some&#39;; valid: &#39;exclude&#39;"),
+    ],
+)
+def test_unknown_filter_values_are_422_on_the_page(
+    web: httpx.Client, params: dict[str, str], words: str
+) -> None:
+    response = web.get("/", params=params)
+    assert response.status_code == 422
+    error = re.search(r'<p class="error" role="alert">(.*?)</p>', response.text)
+    assert error is not None and words in error.group(1)
+    if "license" in params:
+        assert "&#39;CC0&#39;" in error.group(1)
+
+
+def test_favicon_is_the_drawn_icon(web: httpx.Client) -> None:
+    spec = importlib.util.spec_from_file_location("favicon", ROOT / "scripts" / "favicon.py")
+    assert spec is not None and spec.loader is not None
+    favicon = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(favicon)
+    response = web.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/x-icon"
+    with Image.open(io.BytesIO(response.content)) as icon:
+        assert icon.format == "ICO" and {(16, 16), (32, 32)} <= icon.info["sizes"]
+        icon.size = (16, 16)
+        assert icon.convert("RGBA").tobytes() == favicon.draw().tobytes()
+    assert '<link rel="icon" href="/favicon.ico"' in web.get("/").text
 
 
 # --- the page in a real browser ---

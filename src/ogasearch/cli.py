@@ -230,6 +230,42 @@ def check(settings: Settings, repair: bool) -> None:
         sys.exit(1)
 
 
+class BadOption(click.ClickException):
+    """An option value that cannot be searched with (an unknown filter value, keywords without
+    a word): one line, and exit 2 like any other bad option."""
+
+    exit_code = 2
+
+
+def _result_json(result: Any) -> dict[str, Any]:
+    """A result as JSON, with the words the API and the UI use (``search.labels``)."""
+    from ogasearch.search import labels
+
+    return {
+        **asdict(result),
+        "label": labels.label(result.match, result.edits),
+        "edits": labels.ordered_edits(result.edits),
+        "score_percent": labels.score_percent(result.match, result.score),
+    }
+
+
+def _result_line(result: Any) -> str:
+    """One result in a line: the match in words, its percentage, where it comes from."""
+    from ogasearch.search import labels
+
+    source = result.source
+    where = source.page_file_name + (f" / {source.archive_path}" if source.archive_path else "")
+    tile = f" tile {result.tile}" if result.tile else ""
+    copies = f" (+{labels.plural(len(result.copies), 'page')})" if result.copies else ""
+    percent = labels.score_percent(result.match, result.score)
+    return (
+        f"{'' if percent is None else f'{percent}%':>4} "
+        f"{labels.describe(result.match, result.edits)}: #{result.image_id} "
+        f"{source.title!r} by {source.author} [{', '.join(source.licenses)}] "
+        f"{source.page_url} {where}{tile}{copies}"
+    )
+
+
 @main.command()
 @common_options
 @click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
@@ -238,6 +274,7 @@ def check(settings: Settings, repair: bool) -> None:
 @click.option("-k", type=click.IntRange(1, 200), default=10, show_default=True)
 @click.option("--license", "license_name", help="Only results under this licence (e.g. CC0).")
 @click.option("--tiles", type=click.Choice(["only", "exclude"]), help="Only tiles / no tiles.")
+@click.option("--art-type", help="Only results of this art type (e.g. '2D Art').")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def search(
     settings: Settings,
@@ -247,20 +284,26 @@ def search(
     k: int,
     license_name: str | None,
     tiles: str | None,
+    art_type: str | None,
     as_json: bool,
 ) -> None:
     """Search by IMAGE file, by --text keywords, or --similar ID."""
     from ogasearch.catalog.stats import has_indexed
-    from ogasearch.extract.images import ImageRejected, open_image
     from ogasearch.index.terms import words
-    from ogasearch.search.results import Filters, ImageNotFound
+    from ogasearch.search.labels import plural
+    from ogasearch.search.query_image import (
+        QueryImageRejected,
+        open_query_image,
+        read_query_file,
+    )
+    from ogasearch.search.results import Filters, ImageNotFound, UnknownFilter
     from ogasearch.search.service import SearchService
 
     if sum(x is not None for x in (image, text_query, similar)) != 1:
         raise click.UsageError("give exactly one of IMAGE, --text or --similar")
     if text_query is not None and not words(text_query):
-        raise click.ClickException("--text needs at least one word (letters or digits)")
-    filters = Filters(license=license_name, tiles=tiles)  # type: ignore[arg-type]
+        raise BadOption("--text needs at least one keyword (a word of letters or digits)")
+    filters = Filters(license=license_name, tiles=tiles, art_type=art_type)  # type: ignore[arg-type]
     service = SearchService(settings)
     try:
         if not has_indexed(service.ws.engine):
@@ -268,11 +311,13 @@ def search(
                 f"nothing is indexed in {service.ws.backends['catalog']}: "
                 "run `ogasearch update` first"
             )
+        service.check_filters(filters)
         if image is not None:
             try:
-                with open_image(image, settings.limits) as img:
-                    response = service.by_image(img.copy(), k, filters)
-            except ImageRejected as exc:
+                data = read_query_file(Path(image), settings.limits)
+                with open_query_image(data, settings.limits) as query:
+                    response = service.by_image(query, k, filters)
+            except QueryImageRejected as exc:
                 raise click.ClickException(f"{image}: {exc}") from None
         elif text_query is not None:
             response = service.by_text(text_query, k, filters)
@@ -281,24 +326,22 @@ def search(
                 response = service.similar(int(similar), k, filters)  # type: ignore[arg-type]
             except ImageNotFound:
                 raise click.ClickException(f"no image with id {similar}") from None
+    except UnknownFilter as exc:
+        raise BadOption(str(exc)) from None
     finally:
         service.close()
     if as_json:
-        click.echo(json.dumps(asdict(response), default=str, indent=2))
+        results = [_result_json(r) for r in response.results]
+        click.echo(
+            json.dumps({"results": results, "took_ms": response.took_ms}, default=str, indent=2)
+        )
         return
     for r in response.results:
-        where = r.source.file_name + (
-            f" / {r.source.archive_path}" if r.source.archive_path else ""
-        )
-        tile = f" tile {r.tile}" if r.tile else ""
-        copies = f" (+{len(r.copies)} pages)" if r.copies else ""
-        click.echo(
-            f"{r.score:6.3f} {r.match:<6} #{r.image_id} {r.source.title!r} by {r.source.author} "
-            f"[{', '.join(r.source.licenses)}] {r.source.page_url} {where}{tile}{copies}"
-        )
+        click.echo(_result_line(r))
     if response.did_you_mean:
         click.echo(f"did you mean: {response.did_you_mean}", err=True)
-    click.echo(f"{len(response.results)} results in {response.took_ms:.1f} ms", err=True)
+    found = plural(len(response.results), "result")
+    click.echo(f"{found} in {response.took_ms:.1f} ms", err=True)
 
 
 @main.command()

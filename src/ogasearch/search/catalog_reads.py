@@ -113,6 +113,17 @@ def licence_names(conn: Connection) -> list[str]:
     return list(conn.execute(select(licenses.c.name).order_by(licenses.c.name)).scalars())
 
 
+def art_type_names(conn: Connection) -> list[str]:
+    """Every art type a fetched page has (e.g. "2D Art"), sorted."""
+    query = (
+        select(pages.c.art_type)
+        .where(pages.c.art_type.is_not(None), pages.c.state == "fetched")
+        .distinct()
+        .order_by(pages.c.art_type)
+    )
+    return list(conn.execute(query).scalars())
+
+
 # -- what grouping needs --------------------------------------------------------------------
 
 
@@ -184,6 +195,7 @@ def read_sources(conn: Connection, image_ids: Iterable[int]) -> dict[int, Source
                 images.c.archive_path,
                 files.c.url.label("file_url"),
                 files.c.name.label("file_name"),
+                files.c.link_text,
                 pages.c.id.label("page_id"),
                 pages.c.url.label("page_url"),
                 pages.c.title,
@@ -237,6 +249,7 @@ def read_sources(conn: Connection, image_ids: Iterable[int]) -> dict[int, Source
                 file_url=row.file_url,
                 file_name=row.file_name,
                 archive_path=row.archive_path or None,
+                page_file_name=(row.link_text or "").strip() or row.file_name,
             ),
             row.art_type,
         )

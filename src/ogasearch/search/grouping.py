@@ -190,6 +190,7 @@ def group_results(
             match=match.path,
             copies=[c.source for c in first if c is not primary],
             group_ids=sorted(group_ids),
+            edits=list(match.edits),
         )
         if len(results) >= k:
             break

@@ -30,6 +30,12 @@ mirrored, and, when a flat background was removed, with that background kept.
    (``regions.blobs``) is embedded, searched and looked for likewise. Art found this way
    ranks with the near-duplicates.
 
+Each match also carries the edits the matcher measured between the query and the image
+(``search.labels.EDITS``): "upscaled" (the upscale canonicalisation undid), "flipped" (the
+mirror view matched), "recoloured" (the colour-index pattern matched), "cropped" (the query
+verified inside a larger image), "recompressed" (a lossy query verified pixel by pixel). It
+names no edit it did not measure.
+
 Ranking is by tier (exact; same colour pattern; pixel-verified near-duplicates and regions;
 then vector and region) and, within a tier, by score: the best cosine or pixel similarity
 seen for the id, minus small penalties for mirrored and background-kept views (so that the
@@ -52,6 +58,7 @@ from ogasearch.budget import bounded_image, check, optional_stage
 from ogasearch.embed.extractors import FeatureExtractor, l2_normalise
 from ogasearch.embed.patches import Patches, image_patches, patches
 from ogasearch.embed.preprocess import (
+    LOSSY_FORMATS,
     Canonical,
     canonicalise,
     flip,
@@ -62,6 +69,7 @@ from ogasearch.embed.preprocess import (
 )
 from ogasearch.index.base import Hit, TileFilter
 from ogasearch.index.patches import PatchArrays
+from ogasearch.search.labels import Edit
 from ogasearch.search.ranking import (
     KEPT_PENALTY,
     MIRROR_PENALTY,
@@ -77,6 +85,13 @@ from ogasearch.search.verify import SceneMatch, pixel_similarity, scene_similari
 Path = Literal["exact", "near", "vector", "region", "text"]  # how a result was found
 # a 1920 x 1080 screenshot is analysed as it is; larger queries are shrunk (budget.bounded_image)
 MAX_ANALYSED_PIXELS = 2_100_000
+Edits = tuple[Edit, ...]
+# A verified view covering less than this share of the image it was found in is called a
+# crop of it ("cropped"); above it, the difference is a shifted outline, a changed frame.
+# Not measured.
+CROPPED_BELOW = 0.9
+# a view of the query: its pixels, the penalty of matches through it, the edits it undoes
+Probe = tuple[Image.Image, float, Edits]
 
 
 class VectorSearch(Protocol):
@@ -106,6 +121,7 @@ class Match:
     id: int
     score: float
     path: Path
+    edits: Edits = ()  # what the matcher measured between the query and this image
 
 
 @dataclass
@@ -138,8 +154,10 @@ class MatchConfig:
 
 @dataclass
 class _Fused:
-    # id -> (tier, rank within the tier, score, path)
-    best: dict[int, tuple[int, tuple[float, float], float, Path]] = field(default_factory=dict)
+    # id -> (tier, rank within the tier, score, path, edits)
+    best: dict[int, tuple[int, tuple[float, float], float, Path, Edits]] = field(
+        default_factory=dict
+    )
 
     def add(
         self,
@@ -148,17 +166,19 @@ class _Fused:
         path: Path,
         tier: int | None = None,
         rank: tuple[float, float] | None = None,
+        edits: Edits = (),
     ) -> None:
         """Keep the strongest way ``ident`` was found: by tier, then by ``rank`` (default:
         the score itself)."""
-        entry = (TIERS[path] if tier is None else tier, rank or (score, 0.0), score, path)
+        tier = TIERS[path] if tier is None else tier
+        entry = (tier, rank or (score, 0.0), score, path, edits)
         old = self.best.get(ident)
         if old is None or entry[:2] > old[:2]:
             self.best[ident] = entry
 
     def ranked(self, k: int) -> list[Match]:
         items = sorted(self.best.items(), key=lambda kv: kv[1][:2], reverse=True)
-        return [Match(i, float(s), p) for i, (_, _, s, p) in items[:k]]
+        return [Match(i, float(s), p, e) for i, (_, _, s, p, e) in items[:k]]
 
 
 class Matcher:
@@ -186,15 +206,16 @@ class Matcher:
         img = bounded_image(img, cfg.max_pixels)
         canon = canonicalise(img)
         check()
-        # views of the query, each with a penalty: as given, mirrored, and (when a flat
-        # background was removed) with the background kept
-        probes = [(canon.image, 0.0)]
+        # views of the query, each with a penalty and the edits it undoes: as given, mirrored,
+        # and (when a flat background was removed) with the background kept
+        undone: Edits = ("upscaled",) if canon.factor > 1 else ()
+        probes: list[Probe] = [(canon.image, 0.0, undone)]
         if canon.kept is not None:
-            probes.append((canon.kept, cfg.kept_penalty))
+            probes.append((canon.kept, cfg.kept_penalty, undone))
         if cfg.mirror:
-            probes += [(flip(v), p + cfg.mirror_penalty) for v, p in probes]
-        views = [v for v, _ in probes]
-        penalties = [p for _, p in probes]
+            probes += [(flip(v), p + cfg.mirror_penalty, (*e, "flipped")) for v, p, e in probes]
+        views = [v for v, _, _ in probes]
+        penalties = [p for _, p, _ in probes]
         fused = _Fused()
         size = self.extractor.input_size
         vecs = self.extractor.embed(np.stack([prepare_canonical(v, size) for v in views]))
@@ -205,15 +226,16 @@ class Matcher:
                 vector_score[ident] = max(score - penalty, vector_score.get(ident, -1.0))
                 fused.add(ident, score - penalty, "vector")
         if cfg.hashes and self.hashes is not None:
-            for view, penalty in probes:
+            for view, penalty, edits in probes:
                 check()
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
-                    fused.add(ident, 1.0 - penalty, "exact")
+                    fused.add(ident, 1.0 - penalty, "exact", edits=edits)
                 pattern = structure_hash(view)
                 if pattern is not None:
+                    recoloured: Edits = (*edits, "recoloured")
                     for ident in self.hashes.lookup("structure", pattern):
                         score = vector_score.get(ident, 0.0) - penalty
-                        fused.add(ident, score, "near", tier=STRUCTURE_TIER)
+                        fused.add(ident, score, "near", tier=STRUCTURE_TIER, edits=recoloured)
         best = max(vector_score.values(), default=0.0)
         regions: list[Region] = []
         grids: list[GridView] = []
@@ -235,7 +257,8 @@ class Matcher:
                 extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]
                 if use_patches and not scene:
                     extra += self._probe_patches(probes)
-                self._verify(probes, regions, fused, list(dict.fromkeys(extra)))
+                lossy = (img.format or "").upper() in LOSSY_FORMATS
+                self._verify(probes, regions, fused, list(dict.fromkeys(extra)), lossy)
         return fused.ranked(k)
 
     def _patch_candidates(self, found: Patches, top: int | None = None) -> list[int]:
@@ -248,11 +271,11 @@ class Matcher:
         cfg = self.config
         return [i for i, n in votes.most_common(top or cfg.patch_top) if n >= cfg.patch_min]
 
-    def _probe_patches(self, probes: list[tuple[Image.Image, float]]) -> list[int]:
+    def _probe_patches(self, probes: list[Probe]) -> list[int]:
         """Candidates sharing patches with a view of the query (crops, cut tiles, copies
         whose colours survived): checked pixel by pixel with the others."""
         out: list[int] = []
-        for view, _ in probes:
+        for view, _, _ in probes:
             check()
             out += [i for i in self._patch_candidates(image_patches(view)) if i not in out]
         return out
@@ -298,15 +321,17 @@ class Matcher:
 
     def _verify(
         self,
-        probes: list[tuple[Image.Image, float]],
+        probes: list[Probe],
         regions: list[Region],
         fused: _Fused,
         extra: Sequence[int] = (),
+        lossy: bool = False,
     ) -> None:
         """Promote candidates whose pixels hold a view of the query ("near") or appear in
         the scene where a region was cut out ("region", ranked with the near-duplicates).
         ``extra``: more candidates to check against the views (each view's own best
-        neighbours, patch candidates)."""
+        neighbours, patch candidates); ``lossy``: the query is a JPEG (a near-duplicate of
+        it is a re-compressed copy)."""
         assert self.pixels is not None
         cfg = self.config
         # candidates found in a scene are checked in the scene; the best candidates of every
@@ -331,11 +356,17 @@ class Matcher:
             if ident not in images:
                 continue
             forms = [f for f in (images[ident].image, images[ident].kept) if f is not None]
-            sim = max(
-                (pixel_similarity(p, f) - pen for p, pen in probes for f in forms), default=0.0
+            sim, edits = max(
+                (
+                    (pixel_similarity(p, f) - pen, _verified_edits(p, f, edits, lossy))
+                    for p, pen, edits in probes
+                    for f in forms
+                ),
+                key=lambda found: found[0],
+                default=(0.0, ()),
             )
             if sim >= cfg.verify_min:
-                fused.add(ident, sim, "near")
+                fused.add(ident, sim, "near", edits=edits)
 
     def _search_regions(
         self, regions: list[Region], fused: _Fused, pool: int, tiles: TileFilter
@@ -357,6 +388,19 @@ class Matcher:
             for view in views:
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
                     fused.add(ident, 1.0, "exact")
+
+
+def _verified_edits(view: Image.Image, form: Image.Image, edits: Edits, lossy: bool) -> Edits:
+    """The edits a pixel-verified near-duplicate shows: the view's own, "cropped" when the
+    view covers less than ``CROPPED_BELOW`` of the image it was found in, "recompressed"
+    when the query is lossy."""
+    (vw, vh), (fw, fh) = view.size, form.size
+    found = list(edits)
+    if vw * vh < CROPPED_BELOW * fw * fh:
+        found.append("cropped")
+    if lossy:
+        found.append("recompressed")
+    return tuple(found)
 
 
 def _as_pasted(canon: Canonical) -> Image.Image:

@@ -86,17 +86,22 @@ class SearchService:
 
     # -- public API ---------------------------------------------------------------------------
 
+    # Every search first checks its filters (``check_filters``): ``UnknownFilter`` for a
+    # value the catalog does not know, so a typo is an error rather than an empty answer.
+
     def by_image(
         self, image: Image.Image, k: int = 20, filters: Filters | None = None
     ) -> SearchResponse:
         start = time.perf_counter()
         filters = filters or Filters()
+        self.check_filters(filters)
         pool = _first_pool(k)
         while True:
             matches = self.matcher.search(image, k=pool, tiles=filters.tiles)
             results = self._results(matches, k, filters)
             wider = self._wider_pool(results, matches, k, pool, filters)
             if wider is None:
+                _upscaled_only_if_larger(results, image.size)
                 return SearchResponse(results, (time.perf_counter() - start) * 1000)
             pool = wider
 
@@ -104,6 +109,7 @@ class SearchService:
         """Images like ``image_id`` (its copies first); ``ImageNotFound`` when there is none."""
         start = time.perf_counter()
         filters = filters or Filters()
+        self.check_filters(filters)
         if not catalog_reads.is_image_id(image_id):
             raise ImageNotFound(image_id)
         with self.ws.engine.connect() as conn:
@@ -132,6 +138,7 @@ class SearchService:
     def by_text(self, q: str, k: int = 20, filters: Filters | None = None) -> SearchResponse:
         start = time.perf_counter()
         filters = filters or Filters()
+        self.check_filters(filters)
         with self.ws.engine.connect() as conn:
             hits = keywords.search_pages(conn, q, _first_pool(k))
             cards = keywords.card_images(conn, hits, filters.tiles)
@@ -204,6 +211,17 @@ class SearchService:
         with engine.connect() as conn:
             return catalog_reads.licence_names(conn)
 
+    def check_filters(self, filters: Filters) -> None:
+        """Raise ``UnknownFilter`` (with the valid values) for a licence or art type the
+        catalog does not know, or a tile filter other than "only" and "exclude"."""
+        if filters.license is None and filters.art_type is None:
+            filters.validate((), ())  # only the tile filter to check: no catalog read
+            return
+        with self.ws.engine.connect() as conn:
+            licences = catalog_reads.licence_names(conn) if filters.license else []
+            art_types = catalog_reads.art_type_names(conn) if filters.art_type else []
+        filters.validate(licences, art_types)
+
     def close(self) -> None:
         self.ws.close()
 
@@ -246,6 +264,15 @@ class SearchService:
         with self.ws.engine.connect() as conn:
             groups = catalog_reads.read_groups(conn, list(dict.fromkeys(m.id for m in matches)))
         return group_results(matches, groups, k, filters, own_page)
+
+
+def _upscaled_only_if_larger(results: list[SearchResult], query_size: tuple[int, int]) -> None:
+    """Drop "upscaled" from results at least as large as the query: the upscale the matcher
+    undid is then the indexed image's own (a copy of an upscaled upload), not an edit."""
+    area = query_size[0] * query_size[1]
+    for r in results:
+        if "upscaled" in r.edits and r.width * r.height >= area:
+            r.edits.remove("upscaled")
 
 
 def _first_pool(k: int) -> int:

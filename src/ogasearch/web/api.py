@@ -16,11 +16,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ogasearch.search.results import ImageNotFound, SearchResponse
+from ogasearch.search.results import Filters, ImageNotFound, SearchResponse
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
 from ogasearch.web.admission import run_query
-from ogasearch.web.filters import FilterValues
 from ogasearch.web.query_images import (
     QueryError,
     fetch_query_bytes,
@@ -77,24 +76,18 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_filter_values(request: Request) -> FilterValues:
-    return request.app.state.filter_values
-
-
 Service = Annotated[SearchService, Depends(get_service)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
-Values = Annotated[FilterValues, Depends(get_filter_values)]
+
+
+def _filters(license: str | None, tiles: str | None, art_type: str | None) -> Filters:
+    """The search's filters as given; the search checks them (``UnknownFilter``: 422)."""
+    return Filters(license=license or None, tiles=tiles, art_type=art_type or None)  # type: ignore[arg-type]
 
 
 def _image_search(
-    service: SearchService,
-    settings: Settings,
-    values: FilterValues,
-    data: bytes,
-    k: int,
-    filter_args: tuple[str | None, str | None, str | None],
+    service: SearchService, settings: Settings, data: bytes, k: int, filters: Filters
 ) -> SearchResponse:
-    filters = values.check(*filter_args)
     with open_query_image(data, settings.limits) as query:
         return service.by_image(query, k=k, filters=filters)
 
@@ -112,7 +105,6 @@ async def search_uploaded_image(
     request: Request,
     service: Service,
     settings: AppSettings,
-    values: Values,
     image: Annotated[UploadFile, File(description="The query image (PNG, GIF, JPEG, BMP, WebP).")],
     k_form: Annotated[int | None, Form(alias="k", ge=1, le=MAX_K)] = None,
     license_form: Annotated[str | None, Form(alias="license")] = None,
@@ -129,16 +121,9 @@ async def search_uploaded_image(
     if image.size is not None and image.size > limit:
         raise too_large(image.size, limit)
     data = await image.read(limit + 1)
-    filter_args = (license_form or license, tiles_form or tiles, art_type)
+    filters = _filters(license_form or license, tiles_form or tiles, art_type)
     response = await run_query(
-        request,
-        _image_search,
-        service,
-        settings,
-        values,
-        data,
-        k_form or k or DEFAULT_K,
-        filter_args,
+        request, _image_search, service, settings, data, k_form or k or DEFAULT_K, filters
     )
     return _answer(request, response, started)
 
@@ -148,7 +133,6 @@ async def search_image_url(
     request: Request,
     service: Service,
     settings: AppSettings,
-    values: Values,
     url: Annotated[str, Query(min_length=1, description="An http(s) URL of the query image.")],
     k: K = None,
     license: License = None,
@@ -158,17 +142,11 @@ async def search_image_url(
     """Images like the one at ``url`` (fetched by the server: public http(s) addresses only,
     limited in size and time)."""
     started = time.perf_counter()
-    await run_in_threadpool(values.check, license, tiles, art_type)  # before fetching
+    filters = _filters(license, tiles, art_type)
+    await run_in_threadpool(service.check_filters, filters)  # before fetching
     fetched = await run_in_threadpool(fetch_query_bytes, url, settings)
     response = await run_query(
-        request,
-        _image_search,
-        service,
-        settings,
-        values,
-        fetched.data,
-        k or DEFAULT_K,
-        (license, tiles, art_type),
+        request, _image_search, service, settings, fetched.data, k or DEFAULT_K, filters
     )
     return _answer(request, response, started)
 
@@ -177,7 +155,6 @@ async def search_image_url(
 async def similar_images(
     request: Request,
     service: Service,
-    values: Values,
     image_id: int,
     k: K = None,
     license: License = None,
@@ -188,7 +165,7 @@ async def similar_images(
     started = time.perf_counter()
 
     def similar() -> SearchResponse:
-        filters = values.check(license, tiles, art_type)
+        filters = _filters(license, tiles, art_type)
         try:
             return service.similar(image_id, k=k or DEFAULT_K, filters=filters)
         except ImageNotFound:
@@ -202,7 +179,6 @@ async def similar_images(
 async def search_text(
     request: Request,
     service: Service,
-    values: Values,
     q: Annotated[
         str,
         Query(
@@ -222,7 +198,7 @@ async def search_text(
     started = time.perf_counter()
 
     def text() -> SearchResponse:
-        filters = values.check(license, tiles, art_type)
+        filters = _filters(license, tiles, art_type)
         return service.by_text(q, k=k or DEFAULT_K, filters=filters)
 
     response = await run_query(request, text, gated=False)

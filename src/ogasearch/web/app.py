@@ -25,7 +25,6 @@ from ogasearch.settings import Settings
 from ogasearch.web import api, ui
 from ogasearch.web.admission import QueryGate, RefuseWhenBusy
 from ogasearch.web.errors import install_error_handlers
-from ogasearch.web.filters import FilterValues
 from ogasearch.web.middleware import BodySizeLimit, SecurityHeaders, ServerErrors
 from ogasearch.web.uploads import QueryImageCache
 
@@ -71,7 +70,6 @@ def create_app(settings: Settings, service: SearchService | None = None) -> Fast
     app.state.service = search
     app.state.query_images = QueryImageCache(replay_seconds=settings.serving.upload_replay_seconds)
     app.state.query_gate = QueryGate.from_settings(settings)
-    app.state.filter_values = FilterValues(search)
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(ui.router)

@@ -2,9 +2,10 @@
 
 FastAPI's own shapes (``{"detail": ...}``) are replaced so that clients read one format:
 validation errors become ``invalid_parameters`` (422) with FastAPI's list of problems as the
-detail, HTTP errors get a code from their status. An unexpected exception is logged and
-answered 500 without its internals by ``middleware.ServerErrors`` (inside the security
-headers). Refusals that say when to come back (503) carry ``Retry-After``.
+detail (an unknown filter value, ``search.results.UnknownFilter``, is one such problem, with
+the valid values), HTTP errors get a code from their status. An unexpected exception is
+logged and answered 500 without its internals by ``middleware.ServerErrors`` (inside the
+security headers). Refusals that say when to come back (503) carry ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ogasearch.catalog import CatalogMissing
+from ogasearch.search.results import UnknownFilter
 from ogasearch.web.query_images import QueryError
 
 CODES = {
@@ -38,10 +40,24 @@ def error_response(
     )
 
 
+def unknown_filter_problem(exc: UnknownFilter) -> dict[str, object]:
+    """An unknown filter value as one problem of an ``invalid_parameters`` answer."""
+    return {
+        "loc": ["query", exc.name],
+        "msg": str(exc),
+        "type": "unknown_value",
+        "valid": exc.valid,
+    }
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueryError)
     async def query_error(request: Request, exc: QueryError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.detail, exc.headers or None)
+
+    @app.exception_handler(UnknownFilter)
+    async def unknown_filter(request: Request, exc: UnknownFilter) -> JSONResponse:
+        return error_response(422, "invalid_parameters", [unknown_filter_problem(exc)])
 
     @app.exception_handler(CatalogMissing)
     async def no_index(request: Request, exc: CatalogMissing) -> JSONResponse:

@@ -1,9 +1,9 @@
 """Turning what a visitor sends (uploaded bytes or an image URL) into a checked query image.
 
-Both ways end in ``ogasearch.extract.images.open_image`` with the query limits (pixels per
-frame ``max_query_pixels``), so decompression bombs and unsupported formats are refused in the
-one place that refuses them for the crawl. Every refusal is a :class:`QueryError` carrying the
-HTTP status and a short machine-readable code that the API and the UI both report.
+Both ways end in ``ogasearch.search.query_image.open_query_image``, the one place (shared
+with the CLI) that refuses query images, in the same words. Every refusal is a
+:class:`QueryError` carrying the HTTP status and a short machine-readable code that the API
+and the UI both report.
 
 A refused image URL is answered "this URL is not allowed" whatever the reason, and so is a
 host name that does not resolve: the reasons name addresses the server resolved (its own
@@ -12,14 +12,15 @@ network) and which names exist there, so they go to the server log only.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PIL import Image
 
-from ogasearch.extract.images import ImageRejected, open_image, sniff_image_format
+from ogasearch.extract.images import sniff_image_format
+from ogasearch.search import query_image
+from ogasearch.search.query_image import QueryImageRejected
 from ogasearch.settings import Limits, Settings
 from ogasearch.web.safe_fetch import (
     FetchFailed,
@@ -46,27 +47,24 @@ class QueryError(Exception):
         self.headers = dict(headers or {})
 
 
-def query_limits(limits: Limits) -> Limits:
-    """The image limits for queries: the catalog's, with the (smaller) query pixel bound."""
-    pixels = min(limits.max_image_pixels, limits.max_query_pixels)
-    return limits.model_copy(update={"max_image_pixels": pixels})
+def rejected(exc: QueryImageRejected) -> QueryError:
+    """A refused query image as its HTTP answer: 413 ``too_large`` or 400 ``unreadable_image``
+    (the empty file included), with the words the CLI prints."""
+    if exc.reason == "too_large":
+        return QueryError(413, "too_large", exc.detail)
+    return QueryError(400, "unreadable_image", exc.detail)
 
 
 def too_large(size: int | None, limit: int) -> QueryError:
-    said = f"{size} bytes" if size is not None else "larger than the limit"
-    return QueryError(413, "too_large", f"image is {said}; the limit is {limit} bytes")
+    return rejected(query_image.too_large(size, limit))
 
 
 def open_query_image(data: bytes, limits: Limits) -> Image.Image:
     """Open uploaded or fetched bytes as a loaded image, or raise QueryError (400 or 413)."""
-    if len(data) > limits.max_query_bytes:
-        raise too_large(len(data), limits.max_query_bytes)
-    if not data:
-        raise QueryError(400, "unreadable_image", "the image is empty")
     try:
-        return open_image(io.BytesIO(data), query_limits(limits))
-    except ImageRejected as exc:
-        raise QueryError(400, "unreadable_image", str(exc)) from None
+        return query_image.open_query_image(data, limits)
+    except QueryImageRejected as exc:
+        raise rejected(exc) from None
 
 
 def image_media_type(data: bytes) -> str:

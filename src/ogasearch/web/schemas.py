@@ -12,7 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ogasearch.search import labels
+from ogasearch.search.labels import Edit, Label
 from ogasearch.search.results import SearchResult, Source
+
+FILE_NAME = "The stored file name: the file URL's last path segment, decoded."
+PAGE_FILE_NAME = (
+    "The file's name as its page shows it (the link text). OpenGameArt renames an upload "
+    "whose name is taken (gfx.zip is stored as gfx_3.zip) while the page still says gfx.zip; "
+    "file_name is then the stored name. Equal to file_name when the page shows none."
+)
 
 
 class SourceOut(BaseModel):
@@ -26,8 +35,9 @@ class SourceOut(BaseModel):
     licenses: list[str] = Field(description="Licence names; several mean 'any of these'.")
     post_date: datetime | None = Field(description="When the page was submitted (UTC).")
     file_url: str = Field(description="The downloadable file that holds the image.")
-    file_name: str
+    file_name: str = Field(description=FILE_NAME)
     archive_path: str | None = Field(description="Path inside the archive, or null.")
+    page_file_name: str = Field(description=PAGE_FILE_NAME)
 
 
 class ImageOut(BaseModel):
@@ -42,8 +52,9 @@ class ImageOut(BaseModel):
     licenses: list[str]
     post_date: datetime | None
     file_url: str
-    file_name: str
+    file_name: str = Field(description=FILE_NAME)
     archive_path: str | None
+    page_file_name: str = Field(description=PAGE_FILE_NAME)
     width: int
     height: int
     frames: int
@@ -60,6 +71,22 @@ class ImageOut(BaseModel):
 class ResultOut(ImageOut):
     score: float = Field(description="Similarity, higher is closer (1.0 for an exact copy).")
     match: str = Field(description="What found it: exact, near, vector, region or text.")
+    label: Label = Field(
+        description="The match in plain words, as the web UI and the CLI show it: 'exact "
+        "copy' (the same pixels), 'edited copy' (the same picture upscaled, recoloured, "
+        "flipped, cropped or re-compressed: an exact or near match with an edit), 'found in "
+        "your picture' (art found inside the query, a region match), 'similar' (a vector "
+        "match) or 'keyword match' (text)."
+    )
+    edits: list[Edit] = Field(
+        description="The edits measured between the query and this image, when known: "
+        "upscaled, recoloured, flipped, cropped, recompressed. Empty when none or unknown "
+        "(an 'edited copy' may have edits it cannot name)."
+    )
+    score_percent: int | None = Field(
+        description="The score as a whole percentage (0-100) where it is a similarity "
+        "(near, vector, region); null for exact copies and keyword matches."
+    )
 
 
 class SearchOut(BaseModel):
@@ -98,6 +125,7 @@ def source_out(source: Source) -> SourceOut:
         file_url=source.file_url,
         file_name=source.file_name,
         archive_path=source.archive_path or None,
+        page_file_name=source.page_file_name,
     )
 
 
@@ -115,6 +143,7 @@ def _image_fields(result: SearchResult, root_path: str) -> dict[str, Any]:
         "file_url": src.file_url,
         "file_name": src.file_name,
         "archive_path": src.archive_path or None,
+        "page_file_name": src.page_file_name,
         "width": result.width,
         "height": result.height,
         "frames": result.frames,
@@ -134,4 +163,11 @@ def image_out(result: SearchResult, root_path: str = "") -> ImageOut:
 
 
 def result_out(result: SearchResult, root_path: str = "") -> ResultOut:
-    return ResultOut(**_image_fields(result, root_path), score=result.score, match=result.match)
+    return ResultOut(
+        **_image_fields(result, root_path),
+        score=result.score,
+        match=result.match,
+        label=labels.label(result.match, result.edits),
+        edits=labels.ordered_edits(result.edits),
+        score_percent=labels.score_percent(result.match, result.score),
+    )

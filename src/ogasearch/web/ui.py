@@ -5,9 +5,10 @@
 ``POST /`` takes the search form (an image file, or text that is either an image URL or
 keywords), keeps an uploaded image in the query cache and redirects to the ``GET`` page.
 Query parameters are read leniently here (a bad ``page`` means page 1): people type URLs;
-an unknown licence is shown as an error listing the valid ones. Searches run through
-``admission.run_query`` (image searches admitted by the query gate, a busy server answers
-503); ``?upload=`` re-runs only the visitor's own recent uploads (``uploads.py``).
+a filter value the catalog does not know is answered 422 with the valid ones, as in the API.
+Searches run through ``admission.run_query`` (image searches admitted by the query gate, a
+busy server answers 503); ``?upload=`` re-runs only the visitor's own recent uploads
+(``uploads.py``).
 """
 
 from __future__ import annotations
@@ -20,13 +21,20 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ogasearch.search.results import Filters, ImageNotFound, SearchResponse, SearchResult
+from ogasearch.search.labels import plural
+from ogasearch.search.results import (
+    Filters,
+    ImageNotFound,
+    SearchResponse,
+    SearchResult,
+    UnknownFilter,
+)
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
 from ogasearch.web.admission import run_query
@@ -43,6 +51,7 @@ from ogasearch.web.views import Card, card, licence_class
 
 PAGE_SIZE = 24
 TEMPLATES = Path(__file__).parent / "templates"
+FAVICON = Path(__file__).parent / "static" / "favicon.ico"
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -56,6 +65,7 @@ templates = Jinja2Templates(
     )
 )
 templates.env.filters["licence_class"] = licence_class
+templates.env.filters["plural"] = plural
 
 router = APIRouter(include_in_schema=False)
 
@@ -96,8 +106,8 @@ class Query:
 
     @property
     def filters(self) -> Filters:
-        tiles = self.tiles if self.tiles in ("only", "exclude") else None
-        return Filters(license=self.license or None, tiles=tiles)  # type: ignore[arg-type]
+        """The page's filters as given: the search checks them (``UnknownFilter``)."""
+        return Filters(license=self.license or None, tiles=self.tiles or None)  # type: ignore[arg-type]
 
     def params(self, **changes: Any) -> dict[str, str]:
         """This query as URL parameters (only the set ones), with ``changes`` applied."""
@@ -140,7 +150,7 @@ def read_query(request: Request) -> Query:
         similar=_int(p.get("similar"), None),
         upload=upload if _SHA256.match(upload) else "",
         license=p.get("license", "").strip()[:200],
-        tiles=p.get("tiles", "") if p.get("tiles") in ("only", "exclude") else "",
+        tiles=p.get("tiles", "").strip()[:50],
         page=min(max(page, 1), max_page),
     )
 
@@ -154,6 +164,7 @@ class PageState:
     took_ms: float | None = None
     has_more: bool = False
     query_image_url: str | None = None
+    similar_name: str | None = None  # what "More like ..." names: the image's page or file
 
 
 def _run(
@@ -196,6 +207,14 @@ def _parent_sizes(
     return {i: (sheet.width, sheet.height) for i, sheet in service.images(parents).items()}
 
 
+def _image_name(service: SearchService, image_id: int) -> str | None:
+    """How people know an image: its page's title, else the name its page gives the file."""
+    found = service.image(image_id)
+    if found is None:
+        return None
+    return found.source.title or found.source.page_file_name
+
+
 def build_page(
     query: Query,
     service: SearchService,
@@ -212,6 +231,11 @@ def build_page(
     except QueryError as exc:
         state.error, state.status = exc.detail, exc.status
         return state
+    except UnknownFilter as exc:
+        state.error, state.status = str(exc), 422
+        return state
+    if query.mode == "similar" and query.similar is not None:
+        state.similar_name = _image_name(service, query.similar)
     start = (query.page - 1) * PAGE_SIZE
     shown = response.results[start : start + PAGE_SIZE]
     sizes = _parent_sizes(service, shown)
@@ -246,10 +270,9 @@ async def search_page(
 ) -> HTMLResponse:
     query = read_query(request)
     owner = request.cookies.get(OWNER_COOKIE)
-    values = request.app.state.filter_values
     headers: dict[str, str] = {}
     try:
-        await run_in_threadpool(values.check, query.license or None)
+        await run_in_threadpool(service.check_filters, Filters(license=query.license or None))
         if query.mode == "url":  # fetched before the query gets its slot and budget
             await run_in_threadpool(_fetch_into_cache, query.url, settings, cache)
         image = query.mode in ("upload", "url")
@@ -259,6 +282,8 @@ async def search_page(
     except QueryError as exc:
         state = PageState(query=query, error=exc.detail, status=exc.status)
         headers = exc.headers
+    except UnknownFilter as exc:
+        state = PageState(query=query, error=str(exc), status=422)
     response = await run_in_threadpool(render, request, state, service)
     response.headers.update(headers)
     return response
@@ -332,6 +357,14 @@ async def submit_search(
 def _check_image(data: bytes, settings: Settings) -> None:
     with open_query_image(data, settings.limits):
         pass
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The site's icon (drawn by ``scripts/favicon.py``)."""
+    return FileResponse(
+        FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 @router.get("/images/{image_id}.png")

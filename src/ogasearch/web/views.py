@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from ogasearch.search import labels
 from ogasearch.search.results import SearchResult, Source
 from ogasearch.web.schemas import image_path
 
@@ -60,7 +61,7 @@ class SourceView:
     licenses: list[str]
     post_date: str | None
     file_url: str | None
-    file_name: str
+    file_name: str  # the name the page shows (its link text), not the stored one
     archive_path: str | None
 
 
@@ -88,6 +89,8 @@ class Card:
     thumb_height: int
     score: float
     match: str
+    label: str  # the match in plain words (``search.labels.describe``)
+    percent: int | None  # the score as a percentage, or None where it is none
     source: SourceView
     copies: list[SourceView] = field(default_factory=list)
     sheet: SheetView | None = None
@@ -100,13 +103,13 @@ def _date(value: datetime | None) -> str | None:
 def source_view(source: Source, site_root: str) -> SourceView:
     return SourceView(
         page_url=safe_link(source.page_url, site_root),
-        title=source.title or source.file_name or "(untitled)",
+        title=source.title or source.page_file_name or "(untitled)",
         author=source.author,
         author_url=safe_link(source.author_url, site_root),
         licenses=list(source.licenses),
         post_date=_date(source.post_date),
         file_url=safe_link(source.file_url, site_root),
-        file_name=source.file_name,
+        file_name=source.page_file_name,
         archive_path=source.archive_path or None,
     )
 
@@ -143,6 +146,8 @@ def card(
         thumb_height=thumb_height,
         score=result.score,
         match=result.match,
+        label=labels.describe(result.match, result.edits),
+        percent=labels.score_percent(result.match, result.score),
         source=source_view(result.source, site_root),
         copies=[source_view(copy, site_root) for copy in result.copies],
         sheet=sheet,
