@@ -13,7 +13,7 @@ from sqlalchemy import Connection, text
 
 from ogasearch.catalog.dialect import is_postgres
 from ogasearch.catalog.fulltext import ensure_keyword_index
-from ogasearch.search.ranking import BM25_WEIGHTS
+from ogasearch.match.ranking import BM25_WEIGHTS
 
 _BM25_ARGS = ", ".join(str(w) for w in BM25_WEIGHTS)  # one weight per FTS5 column, FIELDS order
 _TOKEN = re.compile(r"\w+", re.UNICODE)

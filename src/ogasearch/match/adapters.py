@@ -1,4 +1,4 @@
-"""The catalog and the vector index behind the matcher's interfaces (``search.matching``).
+"""The catalog and the vector index behind the matcher's interfaces (``match.matching``).
 
 * ``CatalogHashes``: ``HashLookup`` (image ids by canonical or structure hash, and by patch
   fingerprint);
@@ -7,7 +7,7 @@
   another process (``update``) has saved a newer one.
 
 Each works on a ``Workspace`` (engine, store, index) and reads the catalog only through
-``search.catalog_reads``.
+``match.lookups`` (the queries the search and the provenance stage share).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ogasearch.embed.preprocess import Canonical, canonicalise
 from ogasearch.extract.images import ImageRejected
 from ogasearch.extract.pixels import PixelCache, tile_box
 from ogasearch.index import Hit, TileFilter, VectorIndex
-from ogasearch.search import catalog_reads
+from ogasearch.match import lookups
 from ogasearch.workspace import Workspace
 
 REFRESH_SECONDS = 1.0  # how often the index is checked for a newer saved generation
@@ -37,11 +37,11 @@ class CatalogHashes:
 
     def lookup(self, kind: str, value: str) -> list[int]:
         with self.ws.engine.connect() as conn:
-            return catalog_reads.ids_by_hash(conn, kind, value)
+            return lookups.ids_by_hash(conn, kind, value)
 
     def lookup_patches(self, hashes: Sequence[int]) -> list[tuple[int, int]]:
         with self.ws.engine.connect() as conn:
-            return catalog_reads.patch_owners(conn, hashes)
+            return lookups.patch_owners(conn, hashes)
 
 
 class CatalogPixels:
@@ -53,7 +53,7 @@ class CatalogPixels:
 
     def canonical_images(self, ids: Sequence[int]) -> dict[int, Canonical]:
         with self.ws.engine.connect() as conn:
-            rows = catalog_reads.pixel_rows_of(conn, ids)
+            rows = lookups.pixel_rows_of(conn, ids)
         cache = PixelCache(self.ws.store, self.ws.settings.limits)
         out: dict[int, Canonical] = {}
         for row in rows:
