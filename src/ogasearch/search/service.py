@@ -34,6 +34,7 @@ from ogasearch.match.ranking import (
 )
 from ogasearch.search import catalog_reads, keywords
 from ogasearch.search.grouping import group_results
+from ogasearch.search.provenance import ConflictsPage, read_conflicts
 from ogasearch.search.results import (
     Filters,
     ImageNotFound,
@@ -105,6 +106,13 @@ class SearchService:
         matches = [Match(firsts[pid], score, "text") for pid, score in hits if pid in firsts]  # type: ignore[arg-type]
         results = self._results(matches, k, filters, own_page=True)
         return SearchResponse(results, (time.perf_counter() - start) * 1000)
+
+    def conflicts(
+        self, flag: str | None = None, licence: str | None = None, offset: int = 0, limit: int = 20
+    ) -> ConflictsPage:
+        """One page of the conflicts report (``search.provenance.read_conflicts``)."""
+        with self.ws.engine.connect() as conn:
+            return read_conflicts(conn, flag, licence, offset, limit)
 
     def image(self, image_id: int) -> SearchResult | None:
         """One image with every page that holds it (its own page first), or None."""
