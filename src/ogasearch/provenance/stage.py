@@ -270,23 +270,29 @@ def _page_facts(conn: Connection, page_ids: Iterable[int]) -> dict[int, PageFact
     return out
 
 
-def _live_pages(conn: Connection, ids: Iterable[int]) -> dict[int, tuple[int, datetime | None]]:
-    """image id -> (page id, post date) for images on a fetched page's present file."""
-    out: dict[int, tuple[int, datetime | None]] = {}
+PageWhen = tuple[int, datetime | None, int | None]  # page id, post date, OGA node id
+
+
+def _live_pages(conn: Connection, ids: Iterable[int]) -> dict[int, PageWhen]:
+    """image id -> its page's (id, post date, node id), for images on a fetched page's
+    present file."""
+    out: dict[int, PageWhen] = {}
     for chunk in chunks(ids):
-        for ident, pid, posted in conn.execute(
-            select(images.c.id, pages.c.id, pages.c.post_date)
+        for ident, pid, posted, node in conn.execute(
+            select(images.c.id, pages.c.id, pages.c.post_date, pages.c.node_id)
             .join(files, files.c.id == images.c.file_id)
             .join(pages, pages.c.id == files.c.page_id)
             .where(images.c.id.in_(chunk), files.c.present.is_(True), pages.c.state == "fetched")
         ):
-            out[int(ident)] = (int(pid), posted)
+            out[int(ident)] = (int(pid), posted, node)
     return out
 
 
-def _earliest_key(page: tuple[int, datetime | None]) -> tuple[bool, str, int]:
-    pid, posted = page
-    return (posted is None, posted.isoformat() if posted else "", pid)
+def _earliest_key(page: PageWhen) -> tuple[bool, str, int, int]:
+    """Earliest first: by post date (shown to the minute), then by OGA's node id, which
+    grows with each submission, then by catalog id; pages without a date last."""
+    pid, posted, node = page
+    return (posted is None, posted.isoformat() if posted else "", node or 0, pid)
 
 
 def _write_group(
@@ -299,8 +305,8 @@ def _write_group(
         by_page[where[ident][0]].append(ident)
     if len(by_page) < 2:
         return False
-    posted = {pid: where[ids[0]][1] for pid, ids in by_page.items()}
-    order = sorted(by_page, key=lambda pid: _earliest_key((pid, posted[pid])))
+    when = {pid: where[ids[0]] for pid, ids in by_page.items()}
+    order = sorted(by_page, key=lambda pid: _earliest_key(when[pid]))
     first = order[0]
     mine = [
         link
@@ -360,7 +366,7 @@ def _write_group(
             original_image_id=original,
             pages=len(members),
             flags=join_flags([f for m in members for f in m["flags"].split(",") if f]),
-            first_post_date=posted[first],
+            first_post_date=when[first][1],
             built_at=now,
         )
         .returning(copy_groups.c.id)

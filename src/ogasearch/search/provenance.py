@@ -131,3 +131,46 @@ def read_conflicts(
             )
         )
     return ConflictsPage(total=int(total), offset=offset, limit=limit, groups=groups)
+
+
+ROW_FIELDS = (
+    "group",
+    "position",
+    "how",
+    "score",
+    "flags",
+    "post_date",
+    "author",
+    "licenses",
+    "title",
+    "page_url",
+    "file_name",
+    "archive_path",
+    "image_id",
+)
+
+
+def member_rows(groups: list[CopyGroup]) -> list[dict[str, object]]:
+    """One flat row per page of each group (the original first), for tables and CSV."""
+    out: list[dict[str, object]] = []
+    for group in groups:
+        for position, m in enumerate([group.original, *group.copies, *group.same_author]):
+            s = m.source
+            out.append(
+                {
+                    "group": group.id,
+                    "position": position,
+                    "how": m.how,
+                    "score": round(m.score, 3),
+                    "flags": ",".join(m.flags),
+                    "post_date": s.post_date.date().isoformat() if s.post_date else "",
+                    "author": s.author or "",
+                    "licenses": "; ".join(s.licenses),
+                    "title": s.title or "",
+                    "page_url": s.page_url,
+                    "file_name": s.file_name,
+                    "archive_path": s.archive_path or "",
+                    "image_id": s.image_id,
+                }
+            )
+    return out
