@@ -2,7 +2,7 @@
 
 A local site is generated from Dungeon Crawl's CC0 tiles (Debian's crawl-tiles-data):
 
-* **originals**: pages of distinct 32x32 tiles, every third page also a sprite sheet of eight
+* **originals**: pages of distinct 32x32 tiles, every seventh page also a sprite sheet of eight
   more tiles, by different authors under CC-BY-SA 3.0, GPL 3.0, CC-BY 3.0 or CC0;
 * **planted copies**: one page per copy of one original tile, cycling through the edits
   (exact, upscaled x3, recoloured, flipped, cropped, JPEG of a x4 upscale, and one tile cut from
@@ -49,9 +49,12 @@ from ogasearch.localsite.builder import SiteBuilder
 from ogasearch.localsite.model import Person, Site, SitePage
 from ogasearch.localsite.packing import Entry
 from ogasearch.localsite.scale_site import source_tiles
+from ogasearch.match.verify import place
 from ogasearch.provenance.licences import conflicting
 
 EDITS = ("exact", "upscaled", "recoloured", "flipped", "cropped", "re-compressed", "sheet")
+NEAR_VARIANT = 0.5  # tiles agreeing on this share of pixels are variants of one another
+SHEET_EVERY = 7  # every seventh original also has a sheet; its copy is one tile cut from it
 ORIGINAL_LICENCES = ("CC-BY-SA 3.0", "GPL 3.0", "CC-BY 3.0", "CC0")
 
 
@@ -76,16 +79,21 @@ def _edit(tile: Image.Image, edit: str) -> Image.Image:
 
 
 def _distinct_tiles(count: int) -> list[Image.Image]:
-    """Tiles with no shared canonical pixels or colour pattern, and enough art to match."""
+    """Tiles with no shared canonical pixels or colour pattern, none agreeing with another on
+    half its pixels (Dungeon Crawl's variants of one tile), and enough art to match."""
     seen: set[str] = set()
     out: list[Image.Image] = []
+    kept: list[Image.Image] = []
     for tile in source_tiles(CRAWL_TILES, 32):
         canon = canonical(tile.image)
         pattern = structure_hash(canon)
         keys = {pixel_hash(canon), pattern or ""}
         if pattern is None or keys & seen:
             continue
+        if any(place(canon, other).agreement >= NEAR_VARIANT for other in kept):
+            continue
         seen |= keys
+        kept.append(canon)
         out.append(tile.image)
         if len(out) == count:
             break
@@ -98,8 +106,8 @@ def build_planted_site(
     originals: int, distractors: int, fillers: int, seed: int
 ) -> tuple[Site, Truth]:
     rng = random.Random(seed)
-    copies = originals  # one planted copy per original page ...
-    tiles = iter(_distinct_tiles(originals * 11 + distractors + fillers * 3))
+    sheets = originals // SHEET_EVERY + 1
+    tiles = iter(_distinct_tiles(originals * 3 + sheets * 8 + distractors + fillers * 3))
     builder = SiteBuilder(first_fid=300_001)
     truth = Truth()
     start = datetime(2012, 1, 1, tzinfo=UTC)
@@ -124,21 +132,20 @@ def build_planted_site(
     for i in range(originals):
         when = start + timedelta(days=7 * i)
         own = [next(tiles) for _ in range(3)]
-        sheet_tiles = [next(tiles) for _ in range(8)] if i % 3 == 0 else []
+        sheet_tiles = [next(tiles) for _ in range(8)] if i % SHEET_EVERY == 6 else []
         slug = f"original-{i:03d}"
         licences = (ORIGINAL_LICENCES[i % len(ORIGINAL_LICENCES)],)
         links = [builder.file(f"{slug}_{n}.png", packing.png(t), when) for n, t in enumerate(own)]
         if sheet_tiles:
-            sheet = imaging.montage(sheet_tiles, columns=4)
+            sheet = imaging.montage(sheet_tiles, columns=4, spacing=2, margin=2)
             links.append(builder.file(f"{slug}_sheet.png", packing.png(sheet), when))
         author = f"artist{i:03d}"
         page(slug, author, licences, when, links)
         truth.groups[slug] = {slug}
         plan.append((slug, author, licences, when, own, sheet_tiles))
-    edits_cycle = [e for e in EDITS if e != "sheet"]
-    for n in range(copies):
+    for n in range(originals):  # one planted copy per original page
         slug, author, licences, when, own, sheet_tiles = plan[n]
-        edit = "sheet" if sheet_tiles and n % 2 == 0 else edits_cycle[n % len(edits_cycle)]
+        edit = EDITS[n % len(EDITS)]  # "sheet" falls on the originals with a sheet
         art = _edit(sheet_tiles[rng.randrange(8)] if edit == "sheet" else own[0], edit)
         data = (
             packing.jpeg(imaging.upscale(art, 4)) if edit == "re-compressed" else packing.png(art)

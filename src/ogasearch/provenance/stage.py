@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from sqlalchemy import Connection, Engine, Row, delete, exists, func, insert, select, update
 
 from ogasearch.catalog.db import record_failure, utcnow
@@ -51,12 +52,13 @@ from ogasearch.catalog.schema import (
     page_licenses,
     pages,
 )
-from ogasearch.embed.preprocess import canonicalise, structure_hash
+from ogasearch.embed.preprocess import canonicalise, flip, structure_hash
 from ogasearch.extract.images import ImageRejected
 from ogasearch.extract.pixels import PixelCache, pixel_rows, tile_box
 from ogasearch.match.adapters import CatalogHashes, CatalogPixels
 from ogasearch.match.lookups import chunks
 from ogasearch.match.matching import MatchConfig, Matcher
+from ogasearch.match.verify import place
 from ogasearch.provenance.flags import PageFacts, copy_flags, join_flags
 from ogasearch.provenance.hows import how_copied
 from ogasearch.workspace import Workspace
@@ -68,6 +70,14 @@ K = 50  # matches asked of the matcher per image (copies of one sprite on many p
 MIN_OPAQUE = 16  # fewer opaque canonical pixels than this: too little art to call a copy
 BUILT_AT = "provenance.built_at"  # meta: when the last build started
 COPY_PATHS = ("exact", "near")  # matcher paths that mean "a copy"; "vector" means "alike"
+# A pixel-verified match (not equal canonical pixels nor an equal colour pattern) is a copy
+# only when this share of its content pixels agree at the best placement
+# (``match.verify.place``): the search's similarity (a mean difference) also passes textures
+# of the same tones, which a report that says "copy" must not. Measured with
+# bench/eval_provenance.py (docs/benchmarks.md): unrelated tiles of one tile set agree on at
+# most 0.87, JPEG copies and crops on 0.88 and more.
+AGREE_MIN = 0.85
+VERIFIED_HOWS = ("cropped", "re-compressed", "edited", "cut from a sheet")
 
 Link = tuple[int, int]  # (low_id, high_id)
 
@@ -127,14 +137,37 @@ def _enough_art(img: Any) -> bool:
     return opaque >= MIN_OPAQUE and structure_hash(canon) is not None
 
 
+def _disagreeing(pixels: CatalogPixels, img: Image.Image, ids: Sequence[int]) -> list[int]:
+    """The pixel-verified candidates whose content agrees with the image's (either way round,
+    either mirrored) on fewer than ``AGREE_MIN`` of their pixels."""
+    if not ids:
+        return []
+    canon = canonicalise(img)
+    mine = [f for f in (canon.image, canon.kept) if f is not None]
+    mine += [flip(f) for f in mine]
+    theirs = pixels.canonical_images(ids)
+    out = []
+    for ident in ids:
+        found = theirs.get(ident)
+        forms = [f for f in (found.image, found.kept) if f is not None] if found else []
+        agree = max(
+            (place(a, b).agreement for f in forms for m in mine for a, b in ((m, f), (f, m))),
+            default=0.0,
+        )
+        if agree < AGREE_MIN:
+            out.append(ident)
+    return out
+
+
 def match_new_images(ws: Workspace, stats: ProvenanceStats) -> None:
     """Step 1: match every pending image, record its cross-page links and its check."""
+    pixels = CatalogPixels(ws)
     matcher = Matcher(
         ws.extractor,
         ws.index,
         CatalogHashes(ws),
         MatchConfig(regions=False),  # copies, not art placed in a scene
-        CatalogPixels(ws),
+        pixels,
     )
     cache = PixelCache(ws.store, ws.settings.limits)
 
@@ -155,18 +188,25 @@ def match_new_images(ws: Workspace, stats: ProvenanceStats) -> None:
             matches = {m.id: m for m in found if m.path in COPY_PATHS and m.id != ident}
             info = _image_rows(conn, [ident, *matches])
             me = info.get(ident)
+            hows: dict[int, str] = {}
             for other, match in matches.items():
                 them = info.get(other)
                 if me is None or them is None or them.page_id == me.page_id:
                     continue
                 if me.parent_id is not None and them.parent_id is not None:
                     continue  # two tiles: their sheets are linked, or a sprite to a tile
+                hows[other] = how_copied(me, them, match.path)
+            verified = [i for i, how in hows.items() if matches[i].path == "near"]
+            verified = [i for i in verified if hows[i] in VERIFIED_HOWS]
+            for other in _disagreeing(pixels, img, verified):
+                del hows[other]
+            for other, how in hows.items():
                 low, high = sorted((ident, other))
                 values = {
                     "low_id": low,
                     "high_id": high,
-                    "how": how_copied(me, them, match.path),
-                    "score": float(match.score),
+                    "how": how,
+                    "score": float(matches[other].score),
                 }
                 stats.links += insert_ignore(conn, copy_links, values, ["low_id", "high_id"])
             conn.execute(insert(copy_checks).values(image_id=ident, checked_at=now, grouped=False))
