@@ -77,6 +77,10 @@ COPY_PATHS = ("exact", "near")  # matcher paths that mean "a copy"; "vector" mea
 # bench/eval_provenance.py (docs/benchmarks.md): unrelated tiles of one tile set agree on at
 # most 0.87, JPEG copies and crops on 0.88 and more.
 AGREE_MIN = 0.85
+# The best vector neighbours are checked the same way: the search's verification scales its
+# similarity by how much of the candidate the query covers, so a crop that agrees pixel for
+# pixel can stay below its threshold and come back only as "vector".
+VECTOR_TOP = 8
 VERIFIED_HOWS = ("cropped", "re-compressed", "edited", "cut from a sheet")
 
 Link = tuple[int, int]  # (low_id, high_id)
@@ -185,7 +189,9 @@ def match_new_images(ws: Workspace, stats: ProvenanceStats) -> None:
             if found is None:
                 stats.skipped += 1
                 found = []
-            matches = {m.id: m for m in found if m.path in COPY_PATHS and m.id != ident}
+            nearest = [m for m in found if m.path == "vector"][:VECTOR_TOP]
+            kept = [m for m in found if m.path in COPY_PATHS] + nearest
+            matches = {m.id: m for m in kept if m.id != ident}
             info = _image_rows(conn, [ident, *matches])
             me = info.get(ident)
             hows: dict[int, str] = {}
@@ -195,8 +201,8 @@ def match_new_images(ws: Workspace, stats: ProvenanceStats) -> None:
                     continue
                 if me.parent_id is not None and them.parent_id is not None:
                     continue  # two tiles: their sheets are linked, or a sprite to a tile
-                hows[other] = how_copied(me, them, match.path)
-            verified = [i for i, how in hows.items() if matches[i].path == "near"]
+                hows[other] = how_copied(me, them, "exact" if match.path == "exact" else "near")
+            verified = [i for i, how in hows.items() if matches[i].path != "exact"]
             verified = [i for i in verified if hows[i] in VERIFIED_HOWS]
             for other in _disagreeing(pixels, img, verified):
                 del hows[other]
