@@ -5,8 +5,8 @@ A local site is generated from Dungeon Crawl's CC0 tiles (Debian's crawl-tiles-d
 * **originals**: pages of distinct 32x32 tiles, every seventh page also a sprite sheet of eight
   more tiles, by different authors under CC-BY-SA 3.0, GPL 3.0, CC-BY 3.0 or CC0;
 * **planted copies**: one page per copy of one original tile, cycling through the edits
-  (exact, upscaled x3, recoloured, flipped, cropped, JPEG of a x4 upscale, and one tile cut from
-  a sheet), alternately a loose PNG and an archive member; every fourth copy is by the
+  (exact, upscaled x3, recoloured, flipped, cropped, JPEG of a x4 upscale on white, and one
+  tile cut from a sheet), alternately a loose PNG and an archive member; every fourth copy is by the
   original's own author, the others by someone else under CC0 (the trap on SA/GPL/BY art);
 * **distractors** (never a conflict): animations (four frames of one tile moving a pixel at a
   time on one page) and tile set variants (one tile in four colours on one page), plus pages
@@ -58,6 +58,7 @@ from ogasearch.match.verify import place
 from ogasearch.provenance.licences import conflicting
 
 EDITS = ("exact", "upscaled", "recoloured", "flipped", "cropped", "re-compressed", "sheet")
+WHITE = (255, 255, 255)  # a JPEG re-upload is flattened onto white, as image editors do
 NEAR_VARIANT = 0.5  # tiles agreeing on this share of pixels are variants of one another
 SHEET_EVERY = 7  # every seventh original also has a sheet; its copy is one tile cut from it
 ORIGINAL_LICENCES = ("CC-BY-SA 3.0", "GPL 3.0", "CC-BY 3.0", "CC0")
@@ -153,7 +154,9 @@ def build_planted_site(
         edit = EDITS[n % len(EDITS)]  # "sheet" falls on the originals with a sheet
         art = _edit(sheet_tiles[rng.randrange(8)] if edit == "sheet" else own[0], edit)
         data = (
-            packing.jpeg(imaging.upscale(art, 4)) if edit == "re-compressed" else packing.png(art)
+            packing.jpeg(imaging.on_background(imaging.upscale(art, 4), WHITE))
+            if edit == "re-compressed"
+            else packing.png(art)
         )
         name = f"copy_{n:03d}." + ("jpg" if edit == "re-compressed" else "png")
         same = n % 4 == 3
