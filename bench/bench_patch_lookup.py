@@ -28,7 +28,7 @@ from sqlalchemy import select
 from _common import Report, add_report_arguments, own_settings, percentile
 from ogasearch.catalog.schema import images
 from ogasearch.embed.patches import image_patches
-from ogasearch.search.adapters import CatalogHashes, CatalogPixels
+from ogasearch.match.adapters import CatalogHashes, CatalogPixels
 from ogasearch.workspace import Workspace
 
 

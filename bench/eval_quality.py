@@ -50,7 +50,7 @@ from ogasearch.embed.preprocess import (
     pixel_hash,
 )
 from ogasearch.embed.signatures import signatures
-from ogasearch.search.matching import (
+from ogasearch.match.matching import (
     InMemoryHashes,
     InMemoryPixels,
     InMemoryVectors,

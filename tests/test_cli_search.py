@@ -1,4 +1,4 @@
-"""``ogasearch search`` speaks the words of the API and the UI (``search.labels``), shows the
+"""``ogasearch search`` speaks the words of the API and the UI (``match.labels``), shows the
 file name the page shows, refuses query images and filter values as the API does, in one line.
 
 Runs on the data folder the real pipeline built from the local site (``support``).

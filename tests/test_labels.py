@@ -1,11 +1,11 @@
-"""The words of results (``search.labels``) and the filter check (``Filters.validate``): pure
+"""The words of results (``match.labels``) and the filter check (``Filters.validate``): pure
 functions, the same for the UI, the CLI and the API."""
 
 from __future__ import annotations
 
 import pytest
 
-from ogasearch.search.labels import describe, label, ordered_edits, plural, score_percent
+from ogasearch.match.labels import describe, label, ordered_edits, plural, score_percent
 from ogasearch.search.results import Filters, UnknownFilter
 
 

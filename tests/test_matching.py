@@ -12,8 +12,8 @@ from PIL import Image
 from ogasearch.embed.extractors import OnnxEfficientNet
 from ogasearch.embed.preprocess import canonical, canonicalise
 from ogasearch.embed.signatures import signatures
-from ogasearch.search.matching import InMemoryHashes, InMemoryPixels, InMemoryVectors, Matcher
-from ogasearch.search.verify import pixel_similarity, scene_similarity
+from ogasearch.match.matching import InMemoryHashes, InMemoryPixels, InMemoryVectors, Matcher
+from ogasearch.match.verify import pixel_similarity, scene_similarity
 from support.datasets import CRAWL_TILES
 
 pytest.importorskip("torch", reason="torch (the 'model' extra) is needed to export the model once")

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from ogasearch.embed.patches import MAX_PER_IMAGE, fingerprints, image_patches, patches
-from ogasearch.search.regions import find_grids
+from ogasearch.match.regions import find_grids
 from support.datasets import CRAWL_TILES
 
 CRAWL = CRAWL_TILES.path

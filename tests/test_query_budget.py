@@ -33,7 +33,7 @@ from ogasearch.budget import (
     optional_stage,
 )
 from ogasearch.localsite.sample_site import sprite_bytes
-from ogasearch.search import matching
+from ogasearch.match import matching
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
 from ogasearch.web.admission import QueryGate

@@ -197,6 +197,67 @@ def copy_catalog(source_url: str, target_url: str) -> None:
     _echo_stats("keywords", keywords)
 
 
+@main.command()
+@common_options
+@click.option("--rebuild", is_flag=True, help="Forget every group and match all images again.")
+def provenance(settings: Settings, rebuild: bool) -> None:
+    """Find the same art on several pages (new images only, unless --rebuild)."""
+    from ogasearch.provenance.stage import build_copy_groups
+    from ogasearch.workspace import Workspace
+
+    with Workspace(settings) as ws, _model_errors():
+        ws.check_extractor()
+        _echo_stats("provenance", build_copy_groups(ws, rebuild=rebuild))
+
+
+@main.command()
+@common_options
+@click.option("--flag", type=click.Choice(["different-author", "licence-conflict", "same-author"]))
+@click.option("--license", "licence", help="Only groups where a page carries this licence.")
+@click.option("--limit", type=int, help="At most this many groups (default: all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+def conflicts(
+    settings: Settings, flag: str | None, licence: str | None, limit: int | None, fmt: str
+) -> None:
+    """The same art on several pages: each group's earliest page, then every other page with
+    how it matches and its flags (built by `update` or `provenance`)."""
+    import csv
+
+    from ogasearch.search.provenance import MAX_LIMIT, ROW_FIELDS, member_rows, read_conflicts
+    from ogasearch.web.schemas import ConflictsOut, copy_group_out
+    from ogasearch.workspace import Workspace
+
+    groups: list[Any] = []
+    total = 0
+    with Workspace(settings) as ws, ws.engine.connect() as conn:
+        while limit is None or len(groups) < limit:
+            size = MAX_LIMIT if limit is None else min(MAX_LIMIT, limit - len(groups))
+            page = read_conflicts(conn, flag, licence, len(groups), size)
+            groups += page.groups
+            total = page.total
+            if len(page.groups) < size:
+                break
+    if fmt == "json":
+        out = ConflictsOut(
+            total=total, offset=0, limit=len(groups), groups=[copy_group_out(g) for g in groups]
+        )
+        click.echo(out.model_dump_json(indent=2))
+        return
+    rows = member_rows(groups)
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=ROW_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    click.echo(f"{total} group(s)")
+    for row in rows:
+        lead = f"#{row['group']:<5}" if row["position"] == 0 else "      "
+        click.echo(
+            f"{lead} {row['how']:<16} {row['post_date']:<10} {row['author']:<20.20} "
+            f"{row['licenses']:<24.24} {row['flags']:<34} {row['page_url']}"
+        )
+
+
 _stage_command("embed", "Embed every image and tile (pixel-art preprocessing + CNN).")
 _stage_command("index", "Add embedded images to the vector index; refresh keyword search.")
 
@@ -238,8 +299,8 @@ class BadOption(click.ClickException):
 
 
 def _result_json(result: Any) -> dict[str, Any]:
-    """A result as JSON, with the words the API and the UI use (``search.labels``)."""
-    from ogasearch.search import labels
+    """A result as JSON, with the words the API and the UI use (``match.labels``)."""
+    from ogasearch.match import labels
 
     return {
         **asdict(result),
@@ -251,7 +312,7 @@ def _result_json(result: Any) -> dict[str, Any]:
 
 def _result_line(result: Any) -> str:
     """One result in a line: the match in words, its percentage, where it comes from."""
-    from ogasearch.search import labels
+    from ogasearch.match import labels
 
     source = result.source
     where = source.page_file_name + (f" / {source.archive_path}" if source.archive_path else "")
@@ -290,7 +351,7 @@ def search(
     """Search by IMAGE file, by --text keywords, or --similar ID."""
     from ogasearch.catalog.stats import has_indexed
     from ogasearch.index.terms import words
-    from ogasearch.search.labels import plural
+    from ogasearch.match.labels import plural
     from ogasearch.search.query_image import (
         QueryImageRejected,
         open_query_image,

@@ -1,8 +1,8 @@
 """The pipeline: every stage in order, each one resumable and idempotent on its own.
 
-``update`` = crawl -> download -> extract -> tiles -> embed -> index. A stage only reads what
-the catalog says is pending, so killing ``update`` at any moment and running it again finishes
-the work without duplicating or losing a row.
+``update`` = crawl -> download -> extract -> tiles -> embed -> index -> provenance. A stage only
+reads what the catalog says is pending, so killing ``update`` at any moment and running it again
+finishes the work without duplicating or losing a row.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ def run_index(ws: Workspace) -> Any:
     return {"vectors": vectors, "keywords": refresh_keywords(ws.engine)}
 
 
+def run_provenance(ws: Workspace) -> Any:
+    from ogasearch.provenance.stage import build_copy_groups
+
+    return build_copy_groups(ws)
+
+
 STAGES: dict[str, Callable[[Workspace], Any]] = {
     "crawl": run_crawl,
     "download": run_download,
@@ -65,6 +71,7 @@ STAGES: dict[str, Callable[[Workspace], Any]] = {
     "tiles": run_tiles,
     "embed": run_embed,
     "index": run_index,
+    "provenance": run_provenance,
 }
 
 
@@ -72,7 +79,7 @@ def update(ws: Workspace, full: bool = False, stages: list[str] | None = None) -
     """Run the stages in order (all by default); return each stage's stats.
 
     When a stage needs the model, it is checked first (``ModelUnavailable``: nothing ran)."""
-    if stages is None or {"embed", "index"} & set(stages):
+    if stages is None or {"embed", "index", "provenance"} & set(stages):
         ws.check_extractor()
     results: dict[str, Any] = {}
     for name, run in STAGES.items():

@@ -7,6 +7,7 @@ work an item needs and the record of what was done change in one transaction:
     files.state   pending -> stored -> done | failed | gone    (download, then extract)
     images.tiles_state / images.embed_state  pending -> done | failed | skipped
     images.indexed                                              (index)
+    copy_checks.grouped  (row missing) -> false -> true         (provenance)
 
 Several workers share one catalog by claiming pending rows with ``claims.claim`` (row locks with
 SKIP LOCKED on PostgreSQL), so a dead worker's claims vanish with its connection.
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -249,4 +251,63 @@ failures = Table(
     Column("item", String(4000), nullable=False),  # "page SLUG", "file URL", "member URL!path"
     Column("reason", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# -- provenance: the same art on more than one page (written by ``provenance.stage``) ---------
+
+# Images the provenance stage has matched against the catalog (an image row replaced by a
+# changed file is a new row, so it is matched again); ``grouped`` turns true once the groups
+# its links touch are rebuilt (a kill in between leaves it false: the next run regroups).
+copy_checks = Table(
+    "copy_checks",
+    metadata,
+    Column(
+        "image_id",
+        ForeignKey("images.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    Column("grouped", Boolean, nullable=False, default=False),
+)
+
+# A copy found by the matcher between images on two different pages (``low_id`` < ``high_id``):
+# ``how`` exact | upscaled | flipped | recoloured | cropped | re-compressed | cut from a sheet.
+copy_links = Table(
+    "copy_links",
+    metadata,
+    Column("low_id", ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("high_id", ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("how", String(40), nullable=False),
+    Column("score", Float, nullable=False),
+    Index("ix_copy_links_high", "high_id"),
+)
+
+# One group of the same art on several pages: the earliest page's image, and the union of its
+# members' flags (comma-separated: different-author, licence-conflict, same-author).
+copy_groups = Table(
+    "copy_groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("original_image_id", ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    Column("pages", Integer, nullable=False),
+    Column("flags", String(200), nullable=False, default=""),
+    Column("first_post_date", DateTime(timezone=True)),
+    Column("built_at", DateTime(timezone=True), nullable=False),
+)
+
+# A page of a group (position 0: the earliest, the original) with the image that holds the art,
+# how it matches the original's and its flags against the original.
+copy_group_members = Table(
+    "copy_group_members",
+    metadata,
+    Column("group_id", ForeignKey("copy_groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("image_id", ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    Column("page_id", ForeignKey("pages.id", ondelete="CASCADE"), nullable=False),
+    Column("how", String(40), nullable=False),  # "original" for position 0
+    Column("score", Float, nullable=False),
+    Column("flags", String(200), nullable=False, default=""),
+    Index("ix_copy_group_members_image", "image_id"),
+    Index("ix_copy_group_members_page", "page_id"),
 )

@@ -1,7 +1,7 @@
 """What the index keeps of every image: its vector and the hashes of its canonical pixels.
 
 ``image_signature`` / ``signatures`` are the index-time half of the matcher
-(``ogasearch.search.matching``): the same ``canonical`` form, the same hashes, the same vector,
+(``ogasearch.match.matching``): the same ``canonical`` form, the same hashes, the same vector,
 so that a query that is an upscale, a flattening or a recolouring of an indexed image meets it.
 
 * ``canonical_sha256`` (``preprocess.pixel_hash``): exact copy after canonicalisation; what

@@ -1,7 +1,7 @@
 """The patch table: which indexed images hold each patch fingerprint, memory-mapped.
 
 The matcher looks up every patch of a query (hundreds per view, several views per query) to
-find the images that share the most of them (``search.matching``). This table answers that
+find the images that share the most of them (``match.matching``). This table answers that
 from two sorted arrays instead of a SQL query per view:
 
     keys     uint32, sorted   the key of each (fingerprint, image) pair: the fingerprint's

@@ -62,7 +62,7 @@ class Tile:
     y: int
 
 
-def _source_tiles(source: Path, tile: int) -> Iterator[Tile]:
+def source_tiles(source: Path, tile: int) -> Iterator[Tile]:
     """Non-empty, distinct tiles of every image under ``source`` (sorted, so deterministic)."""
     seen: set[bytes] = set()
     paths = sorted(
@@ -127,7 +127,7 @@ def build_scale_site(
     """``pages`` submissions of ``images_per_page`` tiles each (plus previews and sheets)."""
     if pages < 1 or images_per_page < 1:
         raise ValueError("pages and images_per_page must be positive")
-    tiles = list(islice(_source_tiles(Path(source), tile_size), pages * images_per_page))
+    tiles = list(islice(source_tiles(Path(source), tile_size), pages * images_per_page))
     if not tiles:
         raise ValueError(f"no usable images under {source}")
     rng = random.Random(seed)

@@ -1,8 +1,9 @@
 """Every catalog query the read path runs, batched: rows for many image ids in one query.
 
-The search service, the matcher's adapters and the web UI read the catalog only through these
-functions. Each takes an open ``Connection`` and any number of ids, and asks the database in
-chunks of ``CHUNK`` ids (one query per chunk, never one per id). ``read_groups`` gathers
+The search service and the web UI read the catalog only through these
+functions (the matcher's own lookups are ``match.lookups``). Each takes an open
+``Connection`` and any number of ids, and asks the database in chunks of ``CHUNK`` ids
+(one query per chunk, never one per id; ``match.lookups.CHUNK``). ``read_groups`` gathers
 everything ``search.grouping`` needs to turn matched ids into results.
 """
 
@@ -26,7 +27,7 @@ from ogasearch.catalog.schema import (
     pages,
 )
 from ogasearch.catalog.vectors import decode_vectors
-from ogasearch.extract.pixels import pixel_rows
+from ogasearch.match.lookups import chunks
 from ogasearch.search.grouping import (
     GroupKey,
     Groups,
@@ -37,9 +38,6 @@ from ogasearch.search.grouping import (
 )
 from ogasearch.search.results import Source
 
-CHUNK = 500  # ids per query (well under every driver's bound-parameter limit)
-HASH_COLUMNS = {"canonical": images.c.canonical_sha256, "structure": images.c.structure_sha256}
-HASH_MATCHES = 200  # most images returned for one hash value
 MAX_IMAGE_ID = (1 << 63) - 1  # ids are signed 64-bit in SQLite, PostgreSQL and the indexes
 
 CatalogRow = Row[*tuple[Any, ...]]  # a result row, read by column name
@@ -50,40 +48,12 @@ def is_image_id(image_id: int) -> bool:
     return 0 < image_id <= MAX_IMAGE_ID
 
 
-def chunks(ids: Iterable[Any], size: int = CHUNK) -> Iterable[list[Any]]:
-    items = list(ids)
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-# -- lookups for the matcher ----------------------------------------------------------------
-
-
-def ids_by_hash(conn: Connection, kind: str, value: str) -> list[int]:
-    """Indexed image ids whose canonical or structure hash (``kind``) is ``value``."""
-    rows = conn.execute(
-        select(images.c.id)
-        .where(HASH_COLUMNS[kind] == value, images.c.indexed.is_(True))
-        .order_by(images.c.id)
-        .limit(HASH_MATCHES)
-    )
-    return [int(r) for r in rows.scalars()]
-
-
 def any_indexed(conn: Connection) -> bool:
     """True when the catalog has at least one indexed image."""
     return (
         conn.execute(select(images.c.id).where(images.c.indexed.is_(True)).limit(1)).first()
         is not None
     )
-
-
-def pixel_rows_of(conn: Connection, ids: Iterable[int]) -> list[CatalogRow]:
-    """``extract.pixels.pixel_rows`` (blob, tile box) of these images."""
-    out: list[CatalogRow] = []
-    for chunk in chunks(ids):
-        out += conn.execute(pixel_rows().where(images.c.id.in_(chunk))).all()
-    return out
 
 
 def stored_vectors(conn: Connection, ids: Iterable[int]) -> dict[int, np.ndarray]:

@@ -2,7 +2,7 @@
 
 A result is a group of images with the same canonical pixels (``images.canonical_sha256``),
 merged with the groups of matched near-copies (same size, close perceptual hash, close feature
-vector: ``search.ranking``). Each group shows one source per page, the earliest page first
+vector: ``match.ranking``). Each group shows one source per page, the earliest page first
 (it likely holds the original), filtered by licence, art type and tile/whole image.
 
 No I/O here: ``search.catalog_reads.read_groups`` reads what these functions need (``Groups``)
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from ogasearch.extract.pixels import tile_box
-from ogasearch.search.matching import Match
-from ogasearch.search.ranking import NEAR_BUCKET, NEAR_COSINE, NEAR_PHASH_BITS
+from ogasearch.match.matching import Match
+from ogasearch.match.ranking import NEAR_BUCKET, NEAR_COSINE, NEAR_PHASH_BITS
 from ogasearch.search.results import Filters, SearchResult, Source
 
 GroupKey = tuple[str, str]  # ("canonical", sha256) or ("id", image id) for an unhashed image

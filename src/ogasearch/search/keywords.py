@@ -35,7 +35,7 @@ from ogasearch.catalog.fulltext import (
 from ogasearch.catalog.schema import files, images, meta
 from ogasearch.index.base import TileFilter
 from ogasearch.index.terms import name_words, stem, words
-from ogasearch.search.ranking import (
+from ogasearch.match.ranking import (
     FIELD_WEIGHTS,
     K1,
     MAX_CANDIDATES,

@@ -93,7 +93,7 @@ class SearchResult:
     match: str  # which path found it: "exact", "near", "vector", "region", "text"
     copies: list[Source] = field(default_factory=list)  # other pages holding it, earliest first
     group_ids: list[int] = field(default_factory=list)  # every catalog image of this group
-    # the edits the matcher measured (``search.labels.EDITS``); ``search.labels`` words them
+    # the edits the matcher measured (``search.labels.EDITS``); ``match.labels`` words them
     edits: list[str] = field(default_factory=list)
 
 

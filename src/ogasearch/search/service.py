@@ -5,8 +5,8 @@ index that ``update`` writes, and may run while ``update`` runs: the embedded in
 re-read when another process has saved a newer generation (``adapters.RefreshingIndex``).
 
 This module holds the query loops; the catalog queries are in ``search.catalog_reads``, the
-matcher's adapters in ``search.adapters``, grouping copies into results in
-``search.grouping``, and every ranking constant in ``search.ranking``.
+matcher's adapters in ``match.adapters``, grouping copies into results in
+``search.grouping``, and every ranking constant in ``match.ranking``.
 """
 
 from __future__ import annotations
@@ -26,17 +26,19 @@ from ogasearch.catalog.vectors import decode_vectors
 from ogasearch.embed.extractors import ModelUnavailable
 from ogasearch.extract.pixels import load_pixels, tile_box
 from ogasearch.index import MAX_K
-from ogasearch.search import catalog_reads, keywords
-from ogasearch.search.adapters import CatalogHashes, CatalogPixels, RefreshingIndex
-from ogasearch.search.grouping import group_results
-from ogasearch.search.matching import Match, Matcher
-from ogasearch.search.ranking import (
+from ogasearch.match import lookups
+from ogasearch.match.adapters import CatalogHashes, CatalogPixels, RefreshingIndex
+from ogasearch.match.matching import Match, Matcher
+from ogasearch.match.ranking import (
     MAX_POOL,
     POOL_CAP,
     POOL_EXTRA,
     POOL_PER_RESULT,
     WIDEN_FACTOR,
 )
+from ogasearch.search import catalog_reads, keywords
+from ogasearch.search.grouping import group_results
+from ogasearch.search.provenance import ConflictsPage, read_conflicts
 from ogasearch.search.results import (
     Filters,
     ImageNotFound,
@@ -148,6 +150,13 @@ class SearchService:
         response.did_you_mean = hits.did_you_mean
         return response
 
+    def conflicts(
+        self, flag: str | None = None, licence: str | None = None, offset: int = 0, limit: int = 20
+    ) -> ConflictsPage:
+        """One page of the conflicts report (``search.provenance.read_conflicts``)."""
+        with self.ws.engine.connect() as conn:
+            return read_conflicts(conn, flag, licence, offset, limit)
+
     def image(self, image_id: int) -> SearchResult | None:
         """One image with every page that holds it (its own page first), or None."""
         return self.images([image_id]).get(image_id)
@@ -173,7 +182,7 @@ class SearchService:
         if not catalog_reads.is_image_id(image_id):
             raise ImageNotFound(image_id)
         with self.ws.engine.connect() as conn:
-            rows = catalog_reads.pixel_rows_of(conn, [image_id])
+            rows = lookups.pixel_rows_of(conn, [image_id])
         if not rows:
             raise ImageNotFound(image_id)
         row = rows[0]
@@ -276,5 +285,5 @@ def _upscaled_only_if_larger(results: list[SearchResult], query_size: tuple[int,
 
 
 def _first_pool(k: int) -> int:
-    """Neighbours fetched for ``k`` results (see ``search.ranking``)."""
+    """Neighbours fetched for ``k`` results (see ``match.ranking``)."""
     return min(POOL_PER_RESULT * k + POOL_EXTRA, POOL_CAP)

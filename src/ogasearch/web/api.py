@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from ogasearch.search.provenance import MAX_LIMIT, FlagName
 from ogasearch.search.results import Filters, ImageNotFound, SearchResponse
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
@@ -27,10 +28,12 @@ from ogasearch.web.query_images import (
     too_large,
 )
 from ogasearch.web.schemas import (
+    ConflictsOut,
     ErrorOut,
     ImageOut,
     SearchOut,
     TextSearchOut,
+    conflicts_out,
     image_out,
     result_out,
 )
@@ -215,6 +218,21 @@ def image_sources(request: Request, service: Service, image_id: int) -> ImageOut
     if result is None:
         raise QueryError(404, "not_found", f"no image {image_id}")
     return image_out(result, request.scope.get("root_path", ""))
+
+
+@router.get("/conflicts", response_model=ConflictsOut, responses=_errors(422))
+def conflicts(
+    request: Request,
+    service: Service,
+    flag: Annotated[FlagName | None, Query(description="Only groups with this flag.")] = None,
+    license: License = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+) -> ConflictsOut:
+    """The same art on several pages: groups, the earliest page first, each other page with
+    how it matches and its flags (a different author, a licence that does not follow)."""
+    page = service.conflicts(flag, license, offset, limit)
+    return conflicts_out(page, request.scope.get("root_path", ""))
 
 
 @router.get("/stats")

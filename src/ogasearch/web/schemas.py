@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ogasearch.search import labels
-from ogasearch.search.labels import Edit, Label
+from ogasearch.match import labels
+from ogasearch.match.labels import Edit, Label
+from ogasearch.search.provenance import ConflictsPage, CopyGroup, CopyMember
 from ogasearch.search.results import SearchResult, Source
 
 FILE_NAME = "The stored file name: the file URL's last path segment, decoded."
@@ -170,4 +171,67 @@ def result_out(result: SearchResult, root_path: str = "") -> ResultOut:
         label=labels.label(result.match, result.edits),
         edits=labels.ordered_edits(result.edits),
         score_percent=labels.score_percent(result.match, result.score),
+    )
+
+
+# -- the conflicts report (``GET /api/conflicts``) -------------------------------------------
+
+
+class CopyMemberOut(SourceOut):
+    """One page of a group of the same art: where it is, how it matches, its flags."""
+
+    image_url: str = Field(description="The matching image as PNG (the evidence to compare).")
+    how: str = Field(
+        description="original (the earliest page), or how this copy matches it: exact, "
+        "upscaled, flipped, recoloured, cut from a sheet, re-compressed, cropped, edited."
+    )
+    score: float = Field(description="The matcher's score (1.0 for equal canonical pixels).")
+    flags: list[str] = Field(
+        description="Against the original: different-author, licence-conflict, same-author."
+    )
+
+
+class CopyGroupOut(BaseModel):
+    """The same art on several pages: the earliest page first, then every other page."""
+
+    id: int
+    flags: list[str] = Field(description="Every flag of the group's copies.")
+    original: CopyMemberOut
+    copies: list[CopyMemberOut] = Field(description="Copies by other (or unknown) authors.")
+    same_author: list[CopyMemberOut] = Field(description="Copies by the original's author.")
+
+
+class ConflictsOut(BaseModel):
+    total: int = Field(description="Groups matching the filters.")
+    offset: int
+    limit: int
+    groups: list[CopyGroupOut]
+
+
+def copy_member_out(member: CopyMember, root_path: str = "") -> CopyMemberOut:
+    return CopyMemberOut(
+        **source_out(member.source).model_dump(),
+        image_url=image_path(member.source.image_id, root_path),
+        how=member.how,
+        score=member.score,
+        flags=list(member.flags),
+    )
+
+
+def copy_group_out(group: CopyGroup, root_path: str = "") -> CopyGroupOut:
+    return CopyGroupOut(
+        id=group.id,
+        flags=list(group.flags),
+        original=copy_member_out(group.original, root_path),
+        copies=[copy_member_out(m, root_path) for m in group.copies],
+        same_author=[copy_member_out(m, root_path) for m in group.same_author],
+    )
+
+
+def conflicts_out(page: ConflictsPage, root_path: str = "") -> ConflictsOut:
+    return ConflictsOut(
+        total=page.total,
+        offset=page.offset,
+        limit=page.limit,
+        groups=[copy_group_out(g, root_path) for g in page.groups],
     )

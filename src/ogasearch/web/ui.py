@@ -27,7 +27,8 @@ from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ogasearch.search.labels import plural
+from ogasearch.match.labels import plural
+from ogasearch.search.provenance import FLAGS
 from ogasearch.search.results import (
     Filters,
     ImageNotFound,
@@ -46,6 +47,7 @@ from ogasearch.web.query_images import (
     open_query_image,
     too_large,
 )
+from ogasearch.web.schemas import conflicts_out
 from ogasearch.web.uploads import OWNER_COOKIE, QueryImageCache, new_owner
 from ogasearch.web.views import Card, card, licence_class
 
@@ -377,6 +379,35 @@ def image_png(image_id: int, service: Service) -> Response:
     return Response(
         data, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"}
     )
+
+
+@router.get("/conflicts", response_class=HTMLResponse)
+def conflicts_page(request: Request, service: Service) -> HTMLResponse:
+    """The conflicts report: groups of the same art on several pages, filtered and paged."""
+    params = request.query_params
+    flag = params.get("flag") if params.get("flag") in FLAGS else None
+    licence = params.get("license") or None
+    page = max(_int(params.get("page"), 1) or 1, 1)
+    report = service.conflicts(flag, licence, (page - 1) * PAGE_SIZE, PAGE_SIZE)
+    report_out = conflicts_out(report, request.scope.get("root_path", ""))
+
+    def link(n: int) -> str:
+        kept = {"flag": flag or "", "license": licence or "", "page": str(n)}
+        return "/conflicts?" + urlencode({k: v for k, v in kept.items() if v})
+
+    context = {
+        "report": report_out,
+        "flags": FLAGS,
+        "flag": flag,
+        "license": licence,
+        "licenses": service.licenses(),
+        "page": page,
+        "prev_link": link(page - 1) if page > 1 else None,
+        "next_link": link(page + 1) if page * PAGE_SIZE < report.total else None,
+    }
+    response = templates.TemplateResponse(request, "conflicts.html", context)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
 
 
 @router.get("/uploads/{key}")

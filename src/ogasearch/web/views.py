@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from ogasearch.search import labels
+from ogasearch.match import labels
 from ogasearch.search.results import SearchResult, Source
 from ogasearch.web.schemas import image_path
 

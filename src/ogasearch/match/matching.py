@@ -69,8 +69,8 @@ from ogasearch.embed.preprocess import (
 )
 from ogasearch.index.base import Hit, TileFilter
 from ogasearch.index.patches import PatchArrays
-from ogasearch.search.labels import Edit
-from ogasearch.search.ranking import (
+from ogasearch.match.labels import Edit
+from ogasearch.match.ranking import (
     KEPT_PENALTY,
     MIRROR_PENALTY,
     REGION_BELOW,
@@ -79,8 +79,8 @@ from ogasearch.search.ranking import (
     TIERS,
     VERIFY_MIN,
 )
-from ogasearch.search.regions import GridView, Region, blobs, grid_views, looks_like_scene
-from ogasearch.search.verify import SceneMatch, pixel_similarity, scene_similarity
+from ogasearch.match.regions import GridView, Region, blobs, grid_views, looks_like_scene
+from ogasearch.match.verify import SceneMatch, pixel_similarity, scene_similarity
 
 Path = Literal["exact", "near", "vector", "region", "text"]  # how a result was found
 # a 1920 x 1080 screenshot is analysed as it is; larger queries are shrunk (budget.bounded_image)
@@ -131,7 +131,7 @@ class MatchConfig:
     mirror: bool = True  # also search with the query's mirror image
     hashes: bool = True  # exact and structure hash paths
     regions: bool = True  # region path for scene-like queries
-    # tiers, penalties and thresholds: see ``search.ranking`` for what each does and why
+    # tiers, penalties and thresholds: see ``match.ranking`` for what each does and why
     region_below: float = REGION_BELOW
     region_penalty: float = REGION_PENALTY
     mirror_penalty: float = MIRROR_PENALTY

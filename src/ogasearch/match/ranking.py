@@ -5,14 +5,14 @@ benchmark, ``bench/eval_quality.py``), or "not measured" when the value was chos
 reasoning alone and no run compared it with another. Changing one of them changes what users
 see first: re-run the quality benchmark and record the run.
 
-Users: ``search.matching`` (tiers, penalties, verification thresholds; the defaults of
+Users: ``match.matching`` (tiers, penalties, verification thresholds; the defaults of
 ``MatchConfig``), ``search.keywords`` (bm25 column weights), ``search.catalog_reads`` and
 ``search.grouping`` (near-copy grouping) and ``search.service`` (the neighbour pool).
 """
 
 from __future__ import annotations
 
-# -- matcher: which path found an image (``search.matching``) -----------------------------------
+# -- matcher: which path found an image (``match.matching``) -----------------------------------
 
 # Tier of each path, strongest first; a result keeps the strongest path that found it and
 # results rank by tier, then by score. Not measured: the order is by how sure each path is

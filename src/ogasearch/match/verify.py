@@ -40,17 +40,28 @@ def _pixels(img: Image.Image, factor: int) -> tuple[np.ndarray, np.ndarray]:
     return rgb, np.asarray(rgba.getchannel("A")) > 0
 
 
-def pixel_similarity(query: Image.Image, candidate: Image.Image) -> float:
-    """Best 1 - mean|difference| / 255 over the pixels where either image has content, with
-    the query placed in the candidate, times coverage (0.0 when the query covers less than
-    MIN_COVER of the candidate or is larger than it)."""
+@dataclass(frozen=True)
+class Placement:
+    """The query placed where it differs least from the candidate: ``similarity`` (what
+    ``pixel_similarity`` returns) and ``agreement``, the share of the pixels where either
+    image has content whose mean channel difference is at most ``PIXEL_TOLERANCE`` there (a
+    copy agrees almost everywhere; a texture of the same tones does not)."""
+
+    similarity: float
+    agreement: float
+
+
+def place(query: Image.Image, candidate: Image.Image) -> Placement:
+    """``Placement`` of the query in the candidate (zeros when it cannot be placed: it covers
+    less than MIN_COVER of the candidate or is larger than it)."""
+    none = Placement(0.0, 0.0)
     qw, qh = query.size
     cw, ch = candidate.size
     if qw > cw + 2 * MARGIN or qh > ch + 2 * MARGIN:
-        return 0.0
+        return none
     cover = min(1.0, (qw * qh) / max(1, cw * ch))
     if cover < MIN_COVER:
-        return 0.0
+        return none
     factor = max(1, -(-max(cw, ch) // MAX_SIDE))
     q, qa = _pixels(query, factor)
     c, ca = _pixels(candidate, factor)
@@ -59,14 +70,24 @@ def pixel_similarity(query: Image.Image, candidate: Image.Image) -> float:
     c[:m], c[-m:], c[:, :m], c[:, -m:] = BACKGROUND, BACKGROUND, BACKGROUND, BACKGROUND
     ca = np.pad(ca, ((m, m), (m, m)), mode="constant")
     if q.shape[0] > c.shape[0] or q.shape[1] > c.shape[1]:
-        return 0.0
+        return none
     win = sliding_window_view(c, q.shape[:2], axis=(0, 1))  # (ny, nx, 3, hq, wq)
     win_a = sliding_window_view(ca, qa.shape, axis=(0, 1))  # (ny, nx, hq, wq)
-    total = np.abs(win - q.transpose(2, 0, 1)[None, None]).sum(axis=(2, 3, 4)) / 3.0
+    diff = np.abs(win - q.transpose(2, 0, 1)[None, None]).sum(axis=2) / 3.0  # (ny, nx, hq, wq)
     union = qa.sum() + win_a.sum(axis=(2, 3)) - (win_a & qa).sum(axis=(2, 3))
-    mean = total / np.maximum(union, 1)
-    best = float(mean.min())
-    return (1.0 - best / 255.0) * min(1.0, cover / 0.8)
+    mean = diff.sum(axis=(2, 3)) / np.maximum(union, 1)
+    at = np.unravel_index(int(mean.argmin()), mean.shape)
+    content = win_a[at] | qa
+    agree = float(((diff[at] <= PIXEL_TOLERANCE) & content).sum() / max(1, int(content.sum())))
+    similarity = (1.0 - float(mean[at]) / 255.0) * min(1.0, cover / 0.8)
+    return Placement(similarity, agree)
+
+
+def pixel_similarity(query: Image.Image, candidate: Image.Image) -> float:
+    """Best 1 - mean|difference| / 255 over the pixels where either image has content, with
+    the query placed in the candidate, times coverage (0.0 when the query covers less than
+    MIN_COVER of the candidate or is larger than it)."""
+    return place(query, candidate).similarity
 
 
 @dataclass(frozen=True)

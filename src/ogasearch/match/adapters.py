@@ -1,4 +1,4 @@
-"""The catalog and the vector index behind the matcher's interfaces (``search.matching``).
+"""The catalog and the vector index behind the matcher's interfaces (``match.matching``).
 
 * ``CatalogHashes``: ``HashLookup`` (image ids by canonical or structure hash from the catalog,
   and by patch fingerprint from the memory-mapped patch table, ``index.patches``);
@@ -7,8 +7,9 @@
   another process (``update``) has saved a newer one.
 
 Each works on a ``Workspace`` (engine, store, index, patch table) and reads the catalog only
-through ``search.catalog_reads``. The vector index and the patch table are re-read (at most
-every ``REFRESH_SECONDS``) when ``update`` has saved a newer generation.
+through ``match.lookups`` (the queries the search and the provenance stage share). The vector
+index and the patch table are re-read (at most every ``REFRESH_SECONDS``) when ``update`` has
+saved a newer generation.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ogasearch.embed.preprocess import Canonical, canonicalise
 from ogasearch.extract.images import ImageRejected
 from ogasearch.extract.pixels import PixelCache, tile_box
 from ogasearch.index import Hit, TileFilter, VectorIndex
-from ogasearch.search import catalog_reads
+from ogasearch.match import lookups
 from ogasearch.workspace import Workspace
 
 REFRESH_SECONDS = 1.0  # how often the index is checked for a newer saved generation
@@ -57,7 +58,7 @@ class CatalogHashes:
 
     def lookup(self, kind: str, value: str) -> list[int]:
         with self.ws.engine.connect() as conn:
-            return catalog_reads.ids_by_hash(conn, kind, value)
+            return lookups.ids_by_hash(conn, kind, value)
 
     def lookup_patches(self, hashes: Sequence[int]) -> list[tuple[int, int]]:
         table = self.ws.patches
@@ -76,7 +77,7 @@ class CatalogPixels:
 
     def canonical_images(self, ids: Sequence[int]) -> dict[int, Canonical]:
         with self.ws.engine.connect() as conn:
-            rows = catalog_reads.pixel_rows_of(conn, ids)
+            rows = lookups.pixel_rows_of(conn, ids)
         cache = PixelCache(self.ws.store, self.ws.settings.limits)
         out: dict[int, Canonical] = {}
         for row in rows:
