@@ -17,6 +17,11 @@ the folder and asked, one query at a time:
   lookups, catalog join, grouping);
 * ``GET /api/similar/{id}`` (no CNN: stored vector, HNSW, join), to split the CNN's share.
 
+Every image query runs every path of ``search.matching.Matcher``: the CNN and HNSW search of
+its views, the exact and colour-pattern hash lookups, the patch fingerprint lookup (the
+catalog must hold patches: the run stops when it holds none) and pixel verification of the
+candidates. The report counts which path found each query's first result.
+
 Reports p50/p99 over HTTP (client and server on this machine), the server's own ``took_ms``,
 its memory and the index's size on disk, and the target at 1M vectors (p50 <= 30 ms, p99 <=
 100 ms).
@@ -29,12 +34,13 @@ import random
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 
 from _common import (
     CRAWL_TILES,
@@ -46,7 +52,7 @@ from _common import (
     percentile,
     upscaled_pngs,
 )
-from ogasearch.catalog.schema import embeddings, images
+from ogasearch.catalog.schema import embeddings, images, patches
 from ogasearch.catalog.vectors import decode_vectors
 
 SYNTHETIC_BASE = 1 << 40  # synthetic ids start here, far above any catalog id
@@ -54,6 +60,16 @@ TARGET_P50_MS = 30.0
 TARGET_P99_MS = 100.0
 TARGET_SIZE = 1_000_000
 CHUNK = 20_000
+# what an image query runs through: the web app, the search service and matcher, the CNN
+# and hashes, the index and the catalog reads
+QUERY_CODE = [
+    "src/ogasearch/web",
+    "src/ogasearch/search",
+    "src/ogasearch/embed",
+    "src/ogasearch/index",
+    "src/ogasearch/catalog",
+    "src/ogasearch/workspace.py",
+]
 
 
 @dataclass
@@ -66,6 +82,7 @@ class Measured:
     image_took_ms: list[float] = field(default_factory=list)
     similar_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    found_by: Counter[str] = field(default_factory=Counter)  # path of each first result
 
 
 def real_vectors(data: Path) -> tuple[np.ndarray, np.ndarray, str, int]:
@@ -86,6 +103,16 @@ def real_vectors(data: Path) -> tuple[np.ndarray, np.ndarray, str, int]:
     vectors = decode_vectors([r.vector for r in rows], dim)
     tiles = np.array([r.parent_id is not None for r in rows], dtype=bool)
     return vectors, tiles, model, dim
+
+
+def patch_count(data: Path) -> int:
+    """Patch fingerprints in the catalog (none: the patch path would find nothing)."""
+    engine = create_engine(own_settings(data).catalog_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(patches)).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def fill(data: Path, size: int, seed: int) -> tuple[float, Path]:
@@ -159,7 +186,10 @@ def measure(
                     result.errors += 1
                 elif n >= args.warmup:
                     result.image_ms.append(elapsed)
-                    result.image_took_ms.append(float(response.json()["took_ms"]))
+                    answer = response.json()
+                    result.image_took_ms.append(float(answer["took_ms"]))
+                    first = answer["results"][0]["match"] if answer["results"] else "none"
+                    result.found_by[first] += 1
                 started = time.perf_counter()
                 response = client.get(f"/api/similar/{rng.choice(ids)}", params={"k": args.k})
                 elapsed = (time.perf_counter() - started) * 1000
@@ -187,7 +217,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     add_report_arguments(parser)
     args = parser.parse_args()
-    report = Report("Query latency over HTTP by index size", args)
+    report = Report("Query latency over HTTP by index size", args, depends=QUERY_CODE)
+    report.target(p50_ms=TARGET_P50_MS, p99_ms=TARGET_P99_MS, at_vectors=TARGET_SIZE)
     temp = None
     if args.data is None:
         temp = tempfile.mkdtemp(prefix="bench-query-")
@@ -201,6 +232,9 @@ def main() -> None:
             ingest_local_site(args.data, args.pages, args.source)
             ingest_seconds = time.perf_counter() - started
         real, tiles, model, dim = real_vectors(args.data)
+        fingerprints = patch_count(args.data)
+        if not fingerprints:
+            raise SystemExit(f"{args.data}: no patch fingerprints in the catalog")
         for size in sorted(args.sizes):
             print(f"{size:,} vectors:")
             results.append(measure(args.data, size, fill(args.data, size, args.seed), args))
@@ -216,7 +250,16 @@ def main() -> None:
         " default embedded HNSW index (M=16, ef_construction=200, ef=128, float32)."
         f" {args.queries} timed queries per size (after {args.warmup} warm-up), one at a time,"
         f" k={args.k}, from {args.distinct} distinct real images upscaled 2x; client and"
-        " server on this machine."
+        f" server on this machine. {fingerprints:,} patch fingerprints in the catalog."
+    )
+    report.line()
+    paths = Counter[str]()
+    for m in results:
+        paths.update(m.found_by)
+    report.line(
+        "Path that found the first result of the timed image queries: "
+        + ", ".join(f"{path} {n}" for path, n in paths.most_common())
+        + " (each query runs every path: vectors, hashes, patches, verification)."
     )
     report.line()
     rows = []
@@ -239,6 +282,25 @@ def main() -> None:
                 f"{m.fill_seconds:.0f}",
             )
         )
+    report.record(
+        pages=args.pages,
+        real_vectors=len(real),
+        patch_fingerprints=fingerprints,
+        first_result_found_by=dict(paths),
+        queries=args.queries,
+        by_vectors={
+            str(m.size): {
+                "image_p50_ms": round(percentile(m.image_ms, 50), 1),
+                "image_p99_ms": round(percentile(m.image_ms, 99), 1),
+                "image_server_p50_ms": round(percentile(m.image_took_ms, 50), 1),
+                "similar_p50_ms": round(percentile(m.similar_ms, 50), 1),
+                "similar_p99_ms": round(percentile(m.similar_ms, 99), 1),
+                "errors": m.errors,
+                "server_rss_mb": round(m.rss_mb) if m.rss_mb else None,
+            }
+            for m in results
+        },
+    )
     report.table(
         [
             "vectors",
