@@ -302,6 +302,8 @@ def main() -> None:
             else f"missed by {scaled - TARGET_SECONDS:.0f} s ({scaled / TARGET_SECONDS:.1f}x)"
         )
         report.record(
+            site_pages=args.pages,
+            full_site_pages=parser.get_default("pages"),
             pages=counts["pages"],
             images=counts["images"],
             tiles=counts["tiles"],
