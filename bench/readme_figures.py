@@ -68,17 +68,32 @@ def staleness(result: Result, root: Path = ROOT) -> str | None:
     return None
 
 
-def reduced(result: Result, parts: Sequence[tuple[str, str, str]]) -> str | None:
-    """ "reduced: ..." when the run used smaller settings than the script's defaults.
-
-    ``parts`` are (label, number key, default key) of the result's numbers.
-    """
-    numbers = result["numbers"]
+def reduced(numbers: dict[str, Any], parts: Sequence[tuple[str, str, str]]) -> str | None:
+    """ "reduced: ..." when a run used smaller settings than its script's defaults; ``parts``
+    are (label, number key, default key) in ``numbers``."""
     if all(numbers.get(n) is None or numbers[n] >= numbers.get(d, 0) for _, n, d in parts):
         return None
     ran = ", ".join(f"{numbers[n]:,} {label}" for label, n, _ in parts)
     full = ", ".join(f"{numbers[d]:,}" for _, _, d in parts)
     return f"reduced: {ran} (full run: {full})"
+
+
+def quality_reduced(result: Result) -> str | None:
+    parts = [
+        ("images", "size", "full_size"),
+        ("queries each", "queries_per_transform", "full_queries_per_transform"),
+    ]
+    return reduced(result["numbers"], parts)
+
+
+def ingest_reduced(result: Result) -> str | None:
+    return reduced(result["numbers"], [("pages", "site_pages", "full_site_pages")])
+
+
+def query_reduced(result: Result) -> str | None:
+    largest = max(int(n) for n in result["numbers"]["by_vectors"])
+    at = result["targets"]["at_vectors"]
+    return None if largest >= at else f"reduced: up to {largest:,} vectors (full run: {at:,})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,21 +223,15 @@ def load_rows(result: Result) -> list[Row]:
     ]
 
 
-# (result file, its rows, how a reduced run shows: (label, number key, default key))
-FIGURES: list[tuple[str, Callable[[Result], list[Row]], list[tuple[str, str, str]]]] = [
-    (
-        "eval_quality",
-        quality_rows,
-        [
-            ("images", "size", "full_size"),
-            ("queries each", "queries_per_transform", "full_queries_per_transform"),
-        ],
-    ),
-    ("bench_embed", embed_rows, []),
-    ("bench_query", query_rows, []),
-    ("bench_footprint", footprint_rows, []),
-    ("bench_ingest", ingest_rows, []),
-    ("bench_load", load_rows, []),
+Reduction = Callable[[Result], str | None]
+# (result file, its rows, what a reduced run says)
+FIGURES: list[tuple[str, Callable[[Result], list[Row]], Reduction | None]] = [
+    ("eval_quality", quality_rows, quality_reduced),
+    ("bench_embed", embed_rows, None),
+    ("bench_query", query_rows, query_reduced),
+    ("bench_footprint", footprint_rows, None),
+    ("bench_ingest", ingest_rows, ingest_reduced),
+    ("bench_load", load_rows, None),
 ]
 
 
@@ -237,14 +246,14 @@ def run_cell(result: Result, reduction: str | None, root: Path) -> str:
 def table(results: Path = RESULTS, root: Path = ROOT) -> str:
     """The Markdown table the recorded results give."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    for name, rows, parts in FIGURES:
+    for name, rows, reduction in FIGURES:
         path = results / f"{name}.json"
         if not path.exists():
             script = f"`bench/{name}.py`"
             lines.append(f"| {script} | no recorded run in docs/results | | | |")
             continue
         result = json.loads(path.read_text(encoding="utf-8"))
-        cell = run_cell(result, reduced(result, parts) if parts else None, root)
+        cell = run_cell(result, reduction(result) if reduction else None, root)
         for row in rows(result):
             lines.append("| " + " | ".join([*row, cell]) + " |")
     return "\n".join(lines) + "\n"

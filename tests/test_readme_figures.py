@@ -75,10 +75,10 @@ def test_verdicts_are_computed_from_numbers_and_targets(figures: ModuleType) -> 
 
 def test_reduced_runs_say_so(figures: ModuleType) -> None:
     parts = [("images", "size", "full_size")]
-    assert figures.reduced({"numbers": {"size": 600, "full_size": 2000}}, parts) == (
+    assert figures.reduced({"size": 600, "full_size": 2000}, parts) == (
         "reduced: 600 images (full run: 2,000)"
     )
-    assert figures.reduced({"numbers": {"size": 2000, "full_size": 2000}}, parts) is None
+    assert figures.reduced({"size": 2000, "full_size": 2000}, parts) is None
 
 
 def git(repo: Path, *args: str) -> str:
