@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from _common import git
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -40,26 +41,16 @@ def met(ok: bool) -> str:
     return "met" if ok else "not met"
 
 
-def git(root: Path, *args: str) -> str | None:
-    """``git`` in ``root``: its output, or None when git cannot answer (no such commit)."""
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return proc.stdout.strip()
-
-
 def staleness(result: Result, root: Path = ROOT) -> str | None:
-    """Why a result no longer describes the code at HEAD, or None while it does."""
+    """Why a result no longer describes the code at HEAD of ``root``, or None while it does."""
+    here = ("-C", str(root.resolve()))  # after _common's own -C: this repository
     commit = result.get("commit")
-    if not commit or git(root, "cat-file", "-e", f"{commit}^{{commit}}") is None:
+    if not commit or git(*here, "cat-file", "-e", f"{commit}^{{commit}}") is None:
         return f"stale: measured at commit {str(commit)[:10]}, not in this history"
     if result.get("uncommitted"):
         return "stale: measured with uncommitted changes to " + ", ".join(result["uncommitted"])
     changes = git(
-        root, "log", "--reverse", "--format=%h %s", f"{commit}..HEAD", "--", *result["depends"]
+        *here, "log", "--reverse", "--format=%h %s", f"{commit}..HEAD", "--", *result["depends"]
     )
     if changes:
         first = changes.splitlines()[0]
@@ -69,7 +60,7 @@ def staleness(result: Result, root: Path = ROOT) -> str | None:
 
 
 def reduced(numbers: dict[str, Any], parts: Sequence[tuple[str, str, str]]) -> str | None:
-    """ "reduced: ..." when a run used smaller settings than its script's defaults; ``parts``
+    """What a run used smaller than its script's defaults ("reduced: ..."), or None; ``parts``
     are (label, number key, default key) in ``numbers``."""
     if all(numbers.get(n) is None or numbers[n] >= numbers.get(d, 0) for _, n, d in parts):
         return None
