@@ -33,6 +33,13 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_readme_table_is_what_the_results_give() -> None:
+    shallow = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"],
+        capture_output=True,
+        text=True,
+    )
+    if shallow.returncode != 0 or shallow.stdout.strip() != "false":
+        pytest.skip("needs the repository's full git history (staleness is read from it)")
     proc = run("--check")
     assert proc.returncode == 0, proc.stderr
 
