@@ -54,7 +54,7 @@ def staleness(result: Result, root: Path = ROOT) -> str | None:
     )
     if changes:
         first = changes.splitlines()[0]
-        subject = first if len(first) <= 70 else first[:67].rstrip() + "..."
+        subject = first if len(first) <= 60 else first[:57].rstrip() + "..."
         return "stale: measured before " + subject.replace("|", "/")
     return None
 
@@ -96,17 +96,17 @@ def quality_rows(result: Result) -> list[Row]:
     ours, proto = numbers["pipelines"]["ogasearch"], numbers["pipelines"].get("prototype")
     each = sorted(ours["recall1_by_transform"].items(), key=lambda kv: (-kv[1], kv[0]))
     low = [f"{t} {v:.2f}" for t, v in each if v < targets["recall1_each"]]
-    checks = [
-        ours["recall1"] >= targets["recall1"],
-        not low,
-        ours["recall10"] >= targets["recall10"],
+    misses = [
+        f"overall {ours['recall1']:.3f}" if ours["recall1"] < targets["recall1"] else "",
+        f"recall@10 {ours['recall10']:.3f}" if ours["recall10"] < targets["recall10"] else "",
+        f"below {targets['recall1_each']:g}: {', '.join(low)}" if low else "",
     ]
-    verdict = met(all(checks)) + (
-        f" (below {targets['recall1_each']:g}: {', '.join(low)})" if low else ""
-    )
+    missed = "; ".join(m for m in misses if m)
+    verdict = met(not missed) + (f" ({missed})" if missed else "")
     what = (
         f"reverse lookup recall@1, {len(each)} transforms x {numbers['queries_per_transform']:,}"
-        f" queries, {numbers['corpus_images']:,} images (`bench/eval_quality.py`)"
+        f" queries, {numbers['size']:,} images ({numbers['corpus_images']:,} with the tiles"
+        " cut from sheets) (`bench/eval_quality.py`)"
     )
     figure = f"{ours['recall1']:.3f} overall (recall@10 {ours['recall10']:.3f}); " + ", ".join(
         f"{t.replace('_', ' ')} {v:.2f}" for t, v in each
@@ -147,10 +147,17 @@ def embed_rows(result: Result) -> list[Row]:
 def query_rows(result: Result) -> list[Row]:
     numbers, target = result["numbers"], result["targets"]
     sizes = sorted(numbers["by_vectors"].items(), key=lambda kv: int(kv[0]))
-    figure = "; ".join(
-        f"p50 {m['image_p50_ms']:.0f} ms, p99 {m['image_p99_ms']:.0f} ms at {int(n):,} vectors"
-        for n, m in sizes
-    )
+
+    def kinds(m: dict[str, float]) -> str:
+        """p50/p99 of each query kind (a whole copy, a crop), or of all image queries."""
+        named = [k for k in ("copy", "crop") if f"{k}_p50_ms" in m]
+        if not named:
+            return f"p50 {m['image_p50_ms']:.0f} ms, p99 {m['image_p99_ms']:.0f} ms"
+        return ", ".join(
+            f"{k} p50 {m[f'{k}_p50_ms']:.0f} / p99 {m[f'{k}_p99_ms']:.0f} ms" for k in named
+        )
+
+    figure = "; ".join(f"{kinds(m)} at {int(n):,} vectors" for n, m in sizes)
 
     def verdict(m: dict[str, float]) -> str:
         return met(m["image_p50_ms"] <= target["p50_ms"] and m["image_p99_ms"] <= target["p99_ms"])
