@@ -3,12 +3,16 @@
 A benchmark prints a Markdown section and appends it to ``docs/benchmarks.md`` with the
 machine (CPU, cores, memory, Python), how busy the machine was (load average at the start and
 the end: the numbers of a loaded machine are a floor), the date and the exact command, so any
-number in that file can be traced back and re-run.
+number in that file can be traced back and re-run. The same run is also written as data to
+``docs/results/<script>.json`` (the latest run of each script: date, machine, load, the git
+commit of the code measured, the command, its numbers and targets, and the source paths the
+numbers depend on), which ``bench/readme_figures.py`` turns into the README's table.
 
     from _common import Report, add_report_arguments
-    report = Report("Embedding throughput", args)       # notes the machine and start load
+    report = Report("Embedding throughput", args, depends=["src/ogasearch/embed"])
     report.line("...") / report.table(headers, rows)
-    report.finish()                                     # prints; appends unless --no-append
+    report.record(images_per_s=88.3) / report.target(ratio=40.0)   # the JSON's numbers
+    report.finish()                  # prints; appends and writes the JSON unless --no-append
 
 Also here: running the real CLI as a benchmark needs it (``clean_env``, ``ingest_local_site``,
 ``Server``: ``ogasearch serve`` in a child process on a free loopback port).
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import platform
 import re
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
+RESULTS = "results"  # folder beside the Markdown record for the JSON results
 # The image data sets the benchmarks read (tests/support/datasets.py describes the same ones).
 CRAWL_TILES = Path("/usr/share/crawl/dat/tiles")  # Debian's crawl-tiles-data (CC0)
 
@@ -104,6 +110,17 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["python", str(script), *sys.argv[1:]])
 
 
+def git(*args: str) -> str | None:
+    """``git`` in this repository: its output, stripped, or None when git cannot answer."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return proc.stdout.strip("\n")  # newlines only: porcelain lines start with a space
+
+
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=BENCHMARKS, help="Markdown file the report is appended to."
@@ -122,20 +139,42 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> 
 
 
 class Report:
-    """One section of ``docs/benchmarks.md``: a heading, the run's context, then the body."""
+    """One run of a benchmark: a section of ``docs/benchmarks.md`` (a heading, the run's
+    context, then the body) and its data in ``docs/results/<script>.json``.
 
-    def __init__(self, title: str, args: argparse.Namespace) -> None:
+    ``depends`` names the source paths (files or folders, relative to the repository) whose
+    code the numbers measure; the script itself and this module are always added. A result
+    whose commit is older than a change to one of them is stale.
+    """
+
+    def __init__(self, title: str, args: argparse.Namespace, depends: Sequence[str] = ()) -> None:
         self.title = title
         self.args = args
+        self.name = Path(sys.argv[0]).stem
+        self.depends = [*depends, f"bench/{self.name}.py", "bench/_common.py"]
         self.started = datetime.now(UTC)
         self.load_at_start = load_average()  # before the run adds its own load
+        self.commit = git("rev-parse", "HEAD")
+        # paths measured with changes not in that commit (the numbers are not the commit's)
+        changed = git("status", "--porcelain", "--", *self.depends)
+        self.uncommitted = [line[3:] for line in (changed or "").splitlines()]
         self.body: list[str] = []
+        self.numbers: dict[str, object] = {}
+        self.targets: dict[str, object] = {}
 
     def line(self, text: str = "") -> None:
         self.body.append(text)
 
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
         self.body += [*markdown_table(headers, rows), ""]
+
+    def record(self, **numbers: object) -> None:
+        """Numbers of this run for the JSON result (JSON types: numbers, strings, dicts)."""
+        self.numbers.update(numbers)
+
+    def target(self, **targets: object) -> None:
+        """The targets the numbers are held to, as the script defines them."""
+        self.targets.update(targets)
 
     def text(self) -> str:
         head = [
@@ -145,12 +184,35 @@ class Report:
             f"- Load average (1/5/15 min): {self.load_at_start} at the start, {load_average()}"
             " at the end; other work on the machine slows every number here",
             f"- Command: `{command_line()}`",
+            f"- Code measured: commit {(self.commit or 'unknown')[:10]}"
+            + (
+                f" with uncommitted changes to {', '.join(self.uncommitted)}"
+                if self.uncommitted
+                else ""
+            ),
             "",
         ]
         return "\n".join(head + self.body).rstrip() + "\n"
 
+    def data(self) -> dict[str, object]:
+        """The run as the JSON result holds it."""
+        return {
+            "bench": self.name,
+            "title": self.title,
+            "date": self.started.isoformat(timespec="seconds"),
+            "machine": machine(),
+            "load_average": {"start": self.load_at_start, "end": load_average()},
+            "commit": self.commit,
+            "uncommitted": self.uncommitted,
+            "depends": self.depends,
+            "command": command_line(),
+            "numbers": self.numbers,
+            "targets": self.targets,
+        }
+
     def finish(self) -> str:
-        """Print the section and append it to ``--out`` (unless ``--no-append``)."""
+        """Print the section; append it to ``--out`` and write the JSON result beside it, in
+        ``results/<script>.json`` (unless ``--no-append``)."""
         text = self.text()
         print(text)
         if not getattr(self.args, "no_append", False):
@@ -159,7 +221,10 @@ class Report:
             new = not out.exists() or out.stat().st_size == 0
             with out.open("a", encoding="utf-8") as f:
                 f.write(("# Benchmarks\n\n" if new else "\n") + text)
-            print(f"appended to {out}")
+            result = out.parent / RESULTS / f"{self.name}.json"
+            result.parent.mkdir(parents=True, exist_ok=True)
+            result.write_text(json.dumps(self.data(), indent=2) + "\n", encoding="utf-8")
+            print(f"appended to {out}, data in {result}")
         return text
 
 

@@ -336,7 +336,8 @@ def main() -> None:
     add_report_arguments(parser)
     args = parser.parse_args()
     args.sizes = args.sizes or [96, 128, 224]
-    report = Report("Embedding throughput", args)
+    report = Report("Embedding throughput", args, depends=["src/ogasearch/embed"])
+    report.target(ratio_vs_vgg16=TARGET_RATIO)
     default = default_extractor(args)
     thread_counts = args.threads or [default.session.get_session_options().intra_op_num_threads]
     configs: list[Config] = []
@@ -393,6 +394,7 @@ def main() -> None:
         ],
         rows,
     )
+    default_runs: dict[str, dict[str, object]] = {}  # by thread count
     for c in configs:
         if "(default)" not in c.model or c.runtime != "onnxruntime":
             continue
@@ -402,12 +404,21 @@ def main() -> None:
         ratio = c.timing.per_second / base.per_second
         cpu_ratio = c.timing.per_cpu_second / base.per_cpu_second
         verdict = "met" if ratio >= TARGET_RATIO else f"missed by {TARGET_RATIO / ratio:.2f}x"
+        default_runs[str(c.threads)] = {
+            "model": c.model.replace(" (default)", ""),
+            "input_px": c.size,
+            "images_per_s": round(c.timing.per_second, 2),
+            "vgg16_images_per_s": round(base.per_second, 2),
+            "ratio_vs_vgg16": round(ratio, 2),
+            "ratio_per_cpu_second": round(cpu_ratio, 2),
+        }
         report.line(
             f"Target: the default extractor >= {TARGET_RATIO:g}x VGG16@224 in the same runtime"
             f" (onnxruntime, {c.threads} thread{'s' if c.threads > 1 else ''}): {ratio:.1f}x in"
             f" images/s, {verdict}"
             f" ({cpu_ratio:.1f}x per CPU-second)."
         )
+    report.record(default_onnxruntime_by_threads=default_runs)
     if differences:
         worst = ", ".join(f"{s} px {d:.1e}" for s, d in sorted(differences.items()))
         report.line(f"Largest |torch - onnxruntime| in a vector component: {worst}.")

@@ -129,7 +129,12 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=CRAWL_TILES)
     add_report_arguments(parser)
     args = parser.parse_args()
-    report = Report("Footprint: bytes per image", args)
+    report = Report(
+        "Footprint: bytes per image",
+        args,
+        depends=["src/ogasearch/embed", "src/ogasearch/catalog", "src/ogasearch/index"],
+    )
+    report.target(vector_bytes=TARGET_BYTES)
     temp = None
     if args.data is None:
         temp = tempfile.mkdtemp(prefix="bench-footprint-")
@@ -211,6 +216,16 @@ def main() -> None:
         report.line("Patch fingerprints and image hashes (target: <= 600 bytes per image):")
         report.line()
         report.table(["what", "bytes per vector", "total MB"], patch_rows)
+        report.record(
+            vectors=vectors,
+            model=str(model),
+            dim=dim,
+            catalog_vector_bytes=round(raw / vectors),
+            index_vector_bytes=dim * 4,
+            prototype_vector_bytes=PROTOTYPE_BYTES,
+            index_bytes_per_vector=round(index_bytes / vectors) if index_bytes else None,
+            fingerprint_and_hash_bytes=int(patch_rows[-1][1].replace(",", "")),
+        )
         verdicts = []
         for label, size in (("catalog", raw / vectors), ("index", dim * 4)):
             verdict = "met" if size <= TARGET_BYTES else f"missed ({size / TARGET_BYTES:.1f}x)"

@@ -26,24 +26,30 @@ import argparse
 import asyncio
 import random
 import re
-import shlex
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, select
 
-from _common import free_port, load_average, machine, percentile, rss_mb, upscaled_pngs
+from _common import (
+    Report,
+    add_report_arguments,
+    free_port,
+    percentile,
+    rss_mb,
+    upscaled_pngs,
+)
 from ogasearch.catalog.schema import images, pages
 from ogasearch.settings import load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+# what answers the load: the web app and the search behind it
+LOAD_CODE = ["src/ogasearch/web", "src/ogasearch/search", "src/ogasearch/index"]
 MIXES = {
     "image": {"image": 1.0},
     "mixed": {"image": 0.5, "text": 0.3, "similar": 0.2},
@@ -112,11 +118,6 @@ def rss_trend(samples: list[tuple[float, float]]) -> dict[str, float]:
         "peak_mb": max(values),
         "last_half_slope_mb_per_min": slope,
     }
-
-
-def host_at_start() -> str:
-    """The machine, and its 1-minute load average before the load (how busy it was)."""
-    return f"{machine()}, load average {load_average().split(' / ')[0]} at start"
 
 
 def sample_workload(data: Path, base_url: str, count: int, seed: int) -> Workload:
@@ -212,14 +213,15 @@ def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def report(
+    out: Report,
     args: argparse.Namespace,
     tally: Tally,
     elapsed: float,
     rss: tuple[float | None, float | None],
     stats: dict,
-    host: str,
     samples: list[tuple[float, float]] | None = None,
-) -> str:
+) -> None:
+    """The run's body and numbers, into ``out``."""
     everything = [s for values in tally.latencies.values() for s in values]
     total = len(everything)
     ok = tally.statuses.get("200", 0)
@@ -231,55 +233,67 @@ def report(
     def mb(value: float | None) -> str:
         return f"{value:.0f} MB" if value is not None else "n/a"
 
-    lines = [
-        f"## Load test, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"- Machine: {host}",
-        f"- Command: `{' '.join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])}`",
-        f"- Data: {', '.join(f'{k} {v}' for k, v in stats.items() if isinstance(v, int))}",
-        f"- Load: {args.clients} clients for {args.duration:g} s, mix {args.mix}, k={args.k};"
-        " client and server on the same machine",
-        "",
-        "| query | requests | p50 ms | p90 ms | p99 ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for kind, values in sorted(tally.latencies.items()):
-        lines.append(
-            f"| {kind} | {len(values)} | {ms(values, 50)} | {ms(values, 90)} | {ms(values, 99)}"
-            f" | {max(values) * 1000:.0f} |"
-        )
-    lines.append(
-        f"| all | {total} | {ms(everything, 50)} | {ms(everything, 90)} | {ms(everything, 99)}"
-        f" | {max(everything, default=0) * 1000:.0f} |"
+    out.line(f"Data: {', '.join(f'{k} {v}' for k, v in stats.items() if isinstance(v, int))}.")
+    out.line(
+        f"Load: {args.clients} clients for {args.duration:g} s, mix {args.mix}, k={args.k};"
+        " client and server on the same machine."
     )
-    lines += [
-        "",
-        f"Throughput {total / elapsed:.1f} requests/s ({ok} answered 200); other statuses:"
-        f" {errors or 'none'}. Server RSS {mb(rss[0])} before, {mb(rss[1])} after",
+    out.line()
+    rows = [
+        (kind, len(v), ms(v, 50), ms(v, 90), ms(v, 99), f"{max(v) * 1000:.0f}")
+        for kind, v in sorted(tally.latencies.items())
     ]
-    if rss[0] and rss[1]:
-        lines[-1] += f" ({rss[1] / rss[0]:.2f}x)"
-    lines[-1] += "."
-    lines.append("")
+    rows.append(
+        (
+            "all",
+            total,
+            ms(everything, 50),
+            ms(everything, 90),
+            ms(everything, 99),
+            f"{max(everything, default=0) * 1000:.0f}",
+        )
+    )
+    out.table(["query", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows)
+    ratio = f" ({rss[1] / rss[0]:.2f}x)" if rss[0] and rss[1] else ""
+    out.line(
+        f"Throughput {total / elapsed:.1f} requests/s ({ok} answered 200); other statuses:"
+        f" {errors or 'none'}. Server RSS {mb(rss[0])} before, {mb(rss[1])} after{ratio}."
+    )
+    out.line()
     for kind, values in sorted(tally.answered.items()):
-        lines.append(
+        out.line(
             f"- answered {kind} queries (200 only): {len(values)}, p50 {ms(values, 50)} ms,"
             f" p99 {ms(values, 99)} ms, max {max(values) * 1000:.0f} ms"
         )
-    lines.append("")
+    out.line()
+    trend = rss_trend(samples) if samples else {}
     if samples:
-        trend = rss_trend(samples)
         step = max(1, len(samples) // 12)
         shown = ", ".join(f"{t:.0f}s {v:.0f}" for t, v in samples[::step])
-        lines += [
-            f"Server RSS sampled every {args.rss_every:g} s during the load (MB): {shown}.",
+        out.line(f"Server RSS sampled every {args.rss_every:g} s during the load (MB): {shown}.")
+        out.line(
             f"Median by third of the run: {trend.get('first_third_mb', 0):.0f} /"
             f" {trend.get('middle_third_mb', 0):.0f} / {trend.get('last_third_mb', 0):.0f} MB,"
             f" peak {trend.get('peak_mb', 0):.0f} MB, last-half slope"
-            f" {trend.get('last_half_slope_mb_per_min', 0):+.1f} MB/min.",
-            "",
-        ]
-    return "\n".join(lines)
+            f" {trend.get('last_half_slope_mb_per_min', 0):+.1f} MB/min."
+        )
+    out.record(
+        clients=args.clients,
+        duration_s=args.duration,
+        mix=args.mix,
+        requests=total,
+        # Admission control's 503s (with Retry-After) are answers, not errors.
+        errors=sum(n for status, n in errors.items() if status != "503"),
+        refused_503=errors.get("503", 0),
+        answered_image_p99_ms=(
+            round(percentile(tally.answered["image"], 99) * 1000)
+            if tally.answered.get("image")
+            else None
+        ),
+        p50_ms=round(percentile(everything, 50) * 1000),
+        p99_ms=round(percentile(everything, 99) * 1000),
+        rss_mb={"before": rss[0], "after": rss[1], **trend},
+    )
 
 
 def main() -> None:
@@ -296,15 +310,14 @@ def main() -> None:
     parser.add_argument(
         "--rss-every", type=float, default=3.0, help="Seconds between server RSS samples."
     )
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="Report appended here."
-    )
-    parser.add_argument("--no-append", action="store_true", help="Only print the report.")
+    add_report_arguments(parser)
     args = parser.parse_args()
     if args.clients < 1 or args.clients > 200 or args.duration <= 0 or args.duration > 600:
         parser.error("keep it bounded: 1-200 clients, at most 600 s")
 
-    host = host_at_start()  # before the load: the load average says how busy the machine was
+    # before the load: the load average at the start says how busy the machine was
+    out = Report("Load test", args, depends=LOAD_CODE)
+    out.target(errors=0)
     process = None
     samples: list[tuple[float, float]] = []
     base_url, pid = args.url, args.server_pid
@@ -336,16 +349,8 @@ def main() -> None:
         if process is not None:
             process.terminate()
             process.wait(timeout=30)
-    text = report(args, tally, elapsed, (before, after), stats, host, samples)
-    print(text)
-    if not args.no_append:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        new = not args.out.exists()
-        with args.out.open("a", encoding="utf-8") as f:
-            if new:
-                f.write("# Benchmarks\n\n")
-            f.write(text + "\n")
-        print(f"appended to {args.out}")
+    report(out, args, tally, elapsed, (before, after), stats, samples)
+    out.finish()
 
 
 if __name__ == "__main__":

@@ -33,21 +33,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
-import shlex
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import Report, add_report_arguments
+
 DIM = 256
 K = 10
 M, EF_CONSTRUCTION, EF_SEARCH = 16, 200, 128
@@ -261,25 +258,6 @@ def run_one(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kb = int(re.findall(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[0])
-        memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, IndexError):
-        pass
-    load = ", load average {:.2f} {:.2f} {:.2f} at start".format(*os.getloadavg())
-    return f"{cpu}, {os.cpu_count()} cores{memory}{load}"
-
-
 def versions() -> str:
     from importlib import metadata
 
@@ -292,31 +270,58 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def report(results: list[Result], args: argparse.Namespace, host: str) -> str:
+def report(out: Report, results: list[Result], args: argparse.Namespace) -> None:
+    """The runs' table and numbers, into ``out``."""
+
     def opt(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    lines = [
-        f"## Vector stores ({datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')})",
-        "",
-        f"- Machine: {host}",
-        f"- Command: `python bench/bench_vector_stores.py {shlex.join(sys.argv[1:])}`".rstrip(),
-        f"- Data: {DIM}-d unit vectors, `{args.data}` distribution, half flagged as tiles; "
-        f"{args.queries} fresh queries, recall@{K} against exact cosine neighbours",
-        f"- HNSW parameters: M={M}, ef_construction={EF_CONSTRUCTION}, ef_search={EF_SEARCH}",
-        f"- Versions: {versions()}",
-        "",
-        "| store | N | add vectors/s | flush (+index build) s | query p50 ms | query p99 ms "
-        "| recall@10 | tiles-only p50 ms | disk MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r.store} | {r.n:,} | {r.add_per_s:,.0f} | {opt(r.flush_s, '.2f')} "
-            f"| {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.recall:.3f} "
-            f"| {opt(r.tiles_p50_ms, '.3f')} | {opt(r.disk_mb, '.1f')} |"
-        )
-    return "\n".join(lines) + "\n"
+    out.line(
+        f"Data: {DIM}-d unit vectors, `{args.data}` distribution, half flagged as tiles;"
+        f" {args.queries} fresh queries, recall@{K} against exact cosine neighbours."
+        f" HNSW parameters: M={M}, ef_construction={EF_CONSTRUCTION}, ef_search={EF_SEARCH}."
+        f" Versions: {versions()}."
+    )
+    out.line()
+    out.table(
+        [
+            "store",
+            "N",
+            "add vectors/s",
+            "flush (+index build) s",
+            "query p50 ms",
+            "query p99 ms",
+            "recall@10",
+            "tiles-only p50 ms",
+            "disk MB",
+        ],
+        [
+            (
+                r.store,
+                f"{r.n:,}",
+                f"{r.add_per_s:,.0f}",
+                opt(r.flush_s, ".2f"),
+                f"{r.p50_ms:.3f}",
+                f"{r.p99_ms:.3f}",
+                f"{r.recall:.3f}",
+                opt(r.tiles_p50_ms, ".3f"),
+                opt(r.disk_mb, ".1f"),
+            )
+            for r in results
+        ],
+    )
+    out.record(
+        runs=[
+            {
+                "store": r.store,
+                "vectors": r.n,
+                "query_p50_ms": round(r.p50_ms, 3),
+                "query_p99_ms": round(r.p99_ms, 3),
+                "recall10": round(r.recall, 3),
+            }
+            for r in results
+        ]
+    )
 
 
 def main() -> None:
@@ -333,15 +338,14 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--milvus-uri", default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--no-append", action="store_true", help="only print the report")
+    add_report_arguments(parser)
     args = parser.parse_args()
     stores = args.stores or [s for s in ("hnsw", "faiss") if available(s)]
     for name in stores:
         if not available(name):
             raise SystemExit(f"store {name!r} is not installed")
 
-    host = machine()
+    out = Report("Vector stores", args, depends=["src/ogasearch/index"])
     results: list[Result] = []
     queries = make_data(args.data, args.queries, seed=args.seed + 1)
     for n in args.sizes:
@@ -351,16 +355,9 @@ def main() -> None:
         for name in stores:
             print(f"{name} at {n:,} ...", file=sys.stderr, flush=True)
             results.append(run_one(name, data, is_tile, queries, truth, args.milvus_uri))
-            print(report(results[-1:], args, host).splitlines()[-1], file=sys.stderr)
-    text = report(results, args, host)
-    print(text)
-    if not args.no_append:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.touch()
-        ending = args.out.read_bytes()[-2:]
-        with args.out.open("a", encoding="utf-8") as fh:
-            fh.write(("" if ending in (b"", b"\n\n") else "\n") + text)
-        print(f"appended to {args.out}", file=sys.stderr)
+            print(results[-1], file=sys.stderr)
+    report(out, results, args)
+    out.finish()
 
 
 if __name__ == "__main__":

@@ -17,18 +17,16 @@ Reports recall@1 / recall@10 per transform and overall, precision@10 of same-cat
 neighbours ("more like this": an indexed image's own vector, itself excluded), and timings.
 
     python bench/eval_quality.py                  # full run (about 2,000 images)
-    python bench/eval_quality.py --size 400 --queries 40 --no-docs   # quick look
+    python bench/eval_quality.py --size 400 --queries 40 --no-append   # quick look
 """
 
 from __future__ import annotations
 
 import argparse
 import colorsys
-import datetime as dt
 import hashlib
 import io
 import os
-import platform
 import random
 import sys
 import time
@@ -40,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import CRAWL_TILES, kenney_images
+from _common import CRAWL_TILES, Report, add_report_arguments, kenney_images
 from ogasearch.embed.extractors import OnnxEfficientNet, PoolingSpec
 from ogasearch.embed.preprocess import (
     IMAGENET_MEAN,
@@ -74,6 +72,12 @@ TRANSFORMS = (
     "white_bg",
 )
 ROOT = Path(__file__).resolve().parent.parent
+# Targets of the reverse lookup: recall@1 overall and for each transform, recall@10 overall.
+TARGET_RECALL1 = 0.95
+TARGET_RECALL1_EACH = 0.90
+TARGET_RECALL10 = 0.98
+# what the numbers measure: the matcher and what it calls, the CNN, hashes and sheet cutting
+QUALITY_CODE = ["src/ogasearch/search", "src/ogasearch/embed", "src/ogasearch/tiles"]
 
 
 @dataclass
@@ -481,13 +485,12 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "ogasearch-data" / "models",
         help="ONNX model cache (exported on first use)",
     )
-    ap.add_argument(
-        "--docs",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="append the table to docs/benchmarks.md",
-    )
+    add_report_arguments(ap)
     args = ap.parse_args(argv)
+    report = Report("Quality: reverse lookup and similarity", args, depends=QUALITY_CODE)
+    report.target(
+        recall1=TARGET_RECALL1, recall1_each=TARGET_RECALL1_EACH, recall10=TARGET_RECALL10
+    )
 
     transforms = [t for t in args.transforms.split(",") if t]
     t0 = time.perf_counter()
@@ -520,45 +523,35 @@ def main(argv: list[str] | None = None) -> int:
         [f"prototype-style ({args.variant}, 224px)"] if args.baseline else []
     )
     text = table([(n, r) for n, (_, r) in zip(label, results, strict=True)], transforms)
-    print(text)
-    if args.docs:
-        record(args, argv, items, queries, text)
-    return 0
-
-
-def record(
-    args: argparse.Namespace,
-    argv: list[str] | None,
-    items: list[Item],
-    queries: list[Query],
-    text: str,
-) -> None:
-    docs = ROOT / "docs" / "benchmarks.md"
-    command = "python bench/eval_quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    entry = (
-        f"\n### Quality run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
-        f"- command: `{command.strip()}`\n"
-        f"- machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}\n"
-        f"- corpus: {len(items)} images, {len(queries)} queries, seed {args.seed}\n\n"
-        f"{text}\n"
+    report.line(
+        f"Corpus: {len(items)} images ({n_tiles} tiles of {sum(i.is_sheet for i in items)}"
+        f" sheets), {args.queries} queries per transform ({len(queries)} in all), seed"
+        f" {args.seed}."
     )
-    text_now = docs.read_text() if docs.exists() else "# Benchmarks\n"
-    if "\n## Quality" not in text_now:
-        text_now = text_now.rstrip("\n") + "\n\n## Quality\n"
-    # the entry goes at the end of the Quality section, before the next section if any
-    start = text_now.index("\n## Quality") + 1
-    nxt = text_now.find("\n## ", start + 1)
-    cut = len(text_now) if nxt < 0 else nxt + 1
-    head, tail = text_now[:cut].rstrip("\n") + "\n", text_now[cut:]
-    docs.write_text(head + entry + ("\n" + tail if tail else ""))
+    report.line()
+    report.line(text)
+    report.record(
+        corpus_images=len(items),
+        size=args.size,
+        queries_per_transform=args.queries,
+        queries=len(queries),
+        full_size=ap.get_default("size"),
+        full_queries_per_transform=ap.get_default("queries"),
+        pipelines={
+            key: {
+                "recall1": round(r["overall"][0], 3),  # type: ignore[index]
+                "recall10": round(r["overall"][1], 3),  # type: ignore[index]
+                "recall1_by_transform": {
+                    t: round(v[0], 3)
+                    for t, v in r["recall"].items()  # type: ignore[attr-defined]
+                },
+                "precision10": round(r["precision10"], 3),  # type: ignore[arg-type]
+            }
+            for key, (_, r) in zip(["ogasearch", "prototype"], results, strict=False)
+        },
+    )
+    report.finish()
+    return 0
 
 
 if __name__ == "__main__":

@@ -104,7 +104,12 @@ def main() -> None:
         start = time.perf_counter()
         boxes = find_tiles(sample.image)
         outcomes.append(Outcome(sample, boxes, time.perf_counter() - start))
-    report = Report("Sheet detection", args)
+    report = Report(
+        "Sheet detection",
+        args,
+        depends=["src/ogasearch/tiles", "bench/sheet_set.py", "bench/sheet_art.py"],
+    )
+    scores: dict[str, dict[str, float]] = {}
     split = {"tuning": TUNING, "validation": VALIDATION}
     rows, kinds = [], []
     for label, packs in split.items():
@@ -123,6 +128,12 @@ def main() -> None:
                     s.stray_tiles,
                 ]
             )
+            if strips_are_sheets:
+                scores[label] = {
+                    "precision": round(s.precision, 3),
+                    "recall": round(s.recall, 3),
+                    "exact_cells": round(s.exact_rate, 3),
+                }
             if args.misses and strips_are_sheets:
                 print(f"-- {label}:", *s.misses, sep="\n  ")
         by_kind: dict[str, list[Outcome]] = defaultdict(list)
@@ -144,6 +155,7 @@ def main() -> None:
     headers = ["split", "strips", "pictures", "tp/fp/fn/tn", "precision", "recall"]
     report.table([*headers, "exact cells", "tiles from non-sheets"], rows)
     report.table(["split", "kind", "pictures", "cut", "exact cells"], kinds)
+    report.record(pictures=len(outcomes), strips_as_sheets=scores)
     report.finish()
 
 
