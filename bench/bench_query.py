@@ -56,7 +56,8 @@ from _common import (
     percentile,
     upscaled_pngs,
 )
-from ogasearch.catalog.schema import embeddings, images, patches
+from ogasearch.catalog.fingerprints import KEY_DTYPE
+from ogasearch.catalog.schema import embeddings, images
 from ogasearch.catalog.vectors import decode_vectors
 
 SYNTHETIC_BASE = 1 << 40  # synthetic ids start here, far above any catalog id
@@ -117,7 +118,8 @@ def patch_count(data: Path) -> int:
     engine = create_engine(own_settings(data).catalog_url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(patches)).scalar_one())
+            stored = conn.execute(select(func.sum(func.length(embeddings.c.patches)))).scalar()
+            return int(stored or 0) // KEY_DTYPE.itemsize
     finally:
         engine.dispose()
 
