@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from ogasearch.catalog.schema import images
+from ogasearch.catalog.schema import files, images
 from ogasearch.extract.pixels import pixel_rows
 
 CHUNK = 500  # ids per query (well under every driver's bound-parameter limit)
@@ -46,4 +46,35 @@ def pixel_rows_of(conn: Connection, ids: Iterable[int]) -> list[CatalogRow]:
     out: list[CatalogRow] = []
     for chunk in chunks(ids):
         out += conn.execute(pixel_rows().where(images.c.id.in_(chunk))).all()
+    return out
+
+
+def image_rows(conn: Connection, ids: Iterable[int]) -> dict[int, CatalogRow]:
+    """What the matcher's callers read of each image: hashes, size, frames, format, tile box,
+    parent, and the page of its file."""
+    out: dict[int, CatalogRow] = {}
+    for chunk in chunks(ids):
+        for row in conn.execute(
+            select(
+                images.c.id,
+                images.c.parent_id,
+                images.c.sha256,
+                images.c.pixel_sha256,
+                images.c.canonical_sha256,
+                images.c.structure_sha256,
+                images.c.phash,
+                images.c.width,
+                images.c.height,
+                images.c.frames,
+                images.c.format,
+                images.c.tile_x,
+                images.c.tile_y,
+                images.c.tile_w,
+                images.c.tile_h,
+                files.c.page_id,
+            )
+            .outerjoin(files, files.c.id == images.c.file_id)
+            .where(images.c.id.in_(chunk))
+        ):
+            out[int(row.id)] = row
     return out

@@ -56,7 +56,7 @@ from ogasearch.embed.preprocess import canonicalise, flip, structure_hash
 from ogasearch.extract.images import ImageRejected
 from ogasearch.extract.pixels import PixelCache, pixel_rows, tile_box
 from ogasearch.match.adapters import CatalogHashes, CatalogPixels
-from ogasearch.match.lookups import chunks
+from ogasearch.match.lookups import chunks, image_rows
 from ogasearch.match.matching import MatchConfig, Matcher
 from ogasearch.match.verify import place
 from ogasearch.provenance.flags import PageFacts, copy_flags, join_flags
@@ -94,30 +94,6 @@ class ProvenanceStats:
     links: int = 0
     groups: int = 0  # groups written by this run
     removed: int = 0  # groups deleted by this run (rebuilt or dissolved)
-
-
-def _image_rows(conn: Connection, ids: Iterable[int]) -> dict[int, Row]:
-    """Hashes, size, format, tile parent and page of each image."""
-    out: dict[int, Row] = {}
-    for chunk in chunks(ids):
-        for row in conn.execute(
-            select(
-                images.c.id,
-                images.c.parent_id,
-                images.c.sha256,
-                images.c.pixel_sha256,
-                images.c.canonical_sha256,
-                images.c.structure_sha256,
-                images.c.width,
-                images.c.height,
-                images.c.format,
-                files.c.page_id,
-            )
-            .join(files, files.c.id == images.c.file_id)
-            .where(images.c.id.in_(chunk))
-        ):
-            out[int(row.id)] = row
-    return out
 
 
 def _pending() -> Pending:
@@ -192,7 +168,7 @@ def match_new_images(ws: Workspace, stats: ProvenanceStats) -> None:
             nearest = [m for m in found if m.path == "vector"][:VECTOR_TOP]
             kept = [m for m in found if m.path in COPY_PATHS] + nearest
             matches = {m.id: m for m in kept if m.id != ident}
-            info = _image_rows(conn, [ident, *matches])
+            info = image_rows(conn, [ident, *matches])
             me = info.get(ident)
             hows: dict[int, str] = {}
             for other, match in matches.items():

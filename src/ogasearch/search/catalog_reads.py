@@ -27,7 +27,7 @@ from ogasearch.catalog.schema import (
     pages,
 )
 from ogasearch.catalog.vectors import decode_vectors
-from ogasearch.match.lookups import chunks
+from ogasearch.match.lookups import chunks, image_rows
 from ogasearch.search.grouping import (
     GroupKey,
     Groups,
@@ -115,29 +115,6 @@ def read_groups(conn: Connection, ids: Sequence[int], merge_near: bool = True) -
     sources = read_sources(conn, all_ids)
     info.update(image_rows(conn, [i for i in all_ids if i not in info]))
     return Groups(info=info, keys=keys, members=members, sources=sources)
-
-
-def image_rows(conn: Connection, ids: Iterable[int]) -> dict[int, CatalogRow]:
-    """Size, frames, tile box, parent and hashes of each image."""
-    out: dict[int, CatalogRow] = {}
-    for chunk in chunks(ids):
-        for row in conn.execute(
-            select(
-                images.c.id,
-                images.c.parent_id,
-                images.c.canonical_sha256,
-                images.c.phash,
-                images.c.width,
-                images.c.height,
-                images.c.frames,
-                images.c.tile_x,
-                images.c.tile_y,
-                images.c.tile_w,
-                images.c.tile_h,
-            ).where(images.c.id.in_(chunk))
-        ):
-            out[int(row.id)] = row
-    return out
 
 
 def group_members(conn: Connection, keys: set[GroupKey]) -> dict[GroupKey, list[int]]:
