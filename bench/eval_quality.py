@@ -48,13 +48,8 @@ from ogasearch.embed.preprocess import (
     pixel_hash,
 )
 from ogasearch.embed.signatures import signatures
-from ogasearch.match.matching import (
-    InMemoryHashes,
-    InMemoryPixels,
-    InMemoryVectors,
-    MatchConfig,
-    Matcher,
-)
+from ogasearch.match.matching import MatchConfig, Matcher
+from ogasearch.match.memory import InMemoryHashes, InMemoryPixels, InMemoryVectors
 from ogasearch.tiles.grid import find_tiles
 
 CRAWL_CUT = ("main", "player", "floor", "feat", "gui")

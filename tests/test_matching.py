@@ -12,7 +12,8 @@ from PIL import Image
 from ogasearch.embed.extractors import OnnxEfficientNet
 from ogasearch.embed.preprocess import canonical, canonicalise
 from ogasearch.embed.signatures import signatures
-from ogasearch.match.matching import InMemoryHashes, InMemoryPixels, InMemoryVectors, Matcher
+from ogasearch.match.matching import Matcher
+from ogasearch.match.memory import InMemoryHashes, InMemoryPixels, InMemoryVectors
 from ogasearch.match.verify import pixel_similarity, scene_similarity
 from support.datasets import CRAWL_TILES
 
