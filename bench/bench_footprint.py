@@ -92,7 +92,7 @@ def fingerprint_rows(engine: Engine, data: Path, vectors: int) -> list[tuple[str
         objects.get(name, 0)
         for name in ("ix_images_canonical_sha256", "ix_images_structure_sha256")
     )
-    table = folder_bytes_matching(data / "vectors", "patches")
+    table = folder_bytes(data / "patches") if (data / "patches").exists() else 0
     total = stored + table + int(hashes) + hash_indexes
 
     def row(what: str, size: float) -> tuple[str, str, str]:
@@ -105,16 +105,11 @@ def fingerprint_rows(engine: Engine, data: Path, vectors: int) -> list[tuple[str
             "",
         ),
         row(where, stored),
-        row("patch table (`vectors/<model>/patches`, memory-mapped)", table),
+        row("patch table (`DATA/patches/<model>`, memory-mapped)", table),
         row("image hash columns (canonical, structure, perceptual)", int(hashes)),
         row("their two indexes (canonical, structure)", hash_indexes),
         row("**fingerprints and hashes, all places**", total),
     ]
-
-
-def folder_bytes_matching(path: Path, name: str) -> int:
-    """Bytes of every folder called ``name`` under ``path``."""
-    return sum(folder_bytes(p) for p in path.rglob(name) if p.is_dir()) if path.exists() else 0
 
 
 def folder_bytes(path: Path) -> int:

@@ -103,9 +103,11 @@ class Workspace:
 
     @cached_property
     def patches(self) -> PatchTable:
-        """The patch table, beside the embedded index's files (in the data folder with Milvus
-        too: it is a local, memory-mapped file)."""
-        return PatchTable(self.index_folder / "patches")
+        """The patch table: a local, memory-mapped file in the data folder, one folder per
+        model (``DATA/patches/<model>-<dim>``), whichever vector store holds the vectors; apart
+        from the embedded index's files, so that moving the vectors to Milvus leaves it be."""
+        extractor = self.extractor
+        return PatchTable(self.settings.data / "patches" / f"{extractor.name}-{extractor.dim}")
 
     def close(self) -> None:
         while self._closers:
