@@ -11,9 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from support.datasets import CRAWL_TILES, KENNEY, SAMPLE
 from support.postgres import PostgresUnavailable, create_database, postgres_server
+
+# Property tests explore new examples on every local run; CI (CI=true) replays the same ones,
+# so that a failure there is the code's and can be reproduced, not the luck of the draw.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 # Tests that need a server or a browser are slow by nature: ``-m "not slow"`` leaves them out.
 SLOW_MARKERS = ("postgres", "milvus", "browser")

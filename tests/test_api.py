@@ -594,9 +594,10 @@ def test_image_png_unknown_is_404(api: httpx.Client) -> None:
 def test_serves_while_update_runs(data: SearchData, tmp_path: Path) -> None:
     """A copy of the data folder is served while ``update`` adds a new page to it: every
     request meanwhile is answered, and the new page's image is found once the update ends."""
-    from ogasearch.pipeline import update
+    from ogasearch.pipeline import STAGES, update
     from ogasearch.workspace import Workspace
 
+    stages = [name for name in STAGES if name != "provenance"]  # as the copied folder was built
     folder = tmp_path / "data"
     shutil.copytree(data.settings.data, folder)
     settings = data.settings.model_copy(update={"data": folder})
@@ -611,7 +612,7 @@ def test_serves_while_update_runs(data: SearchData, tmp_path: Path) -> None:
         before = upload(c, png(fresh), k=1).json()["results"]
         pages_before = c.get("/api/stats").json()["pages"]
         assert before[0]["page_url"] != data.page_url("fresh-block")
-        worker = threading.Thread(target=lambda: update(Workspace(settings)))
+        worker = threading.Thread(target=lambda: update(Workspace(settings), stages=stages))
         worker.start()
         while worker.is_alive():
             statuses.append(c.get("/api/stats").status_code)

@@ -33,6 +33,7 @@ _ALIGNED = 0.5  # share of sprites that share an edge line with another sprite, 
 _TEXT_LINES = 3  # sprites in this many lines at most, ...
 _LINE_ALIKE = 2 / 3  # ... with this share of each line's glyphs ...
 _LINE_HEIGHT = 0.15  # ... this close to the line's median height: text or a logo
+_SAME_SIZE = 1  # boxes whose widths and heights all agree within this many pixels are frames
 _JOINED = 1.5  # a box this many times the typical side may be two touching sprites ...
 _NECK_SPAN = 0.25  # ... split between this share of its length and one minus it ...
 _NECK = 0.15  # ... where at most this share of the line is art
@@ -84,7 +85,11 @@ def _aligned(boxes: np.ndarray) -> float:
 
 def _text_lines(boxes: np.ndarray) -> bool:
     """Whether the boxes lie in a few lines (runs of rows that boxes cover) whose glyphs are
-    mostly of one height. A packer's shelves are many, or hold sprites of any height."""
+    mostly of one height. A packer's shelves are many, or hold sprites of any height; boxes all
+    of one size are frames (a strip, a row of tiles): glyphs differ in width."""
+    widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    if np.ptp(widths) <= _SAME_SIZE and np.ptp(heights) <= _SAME_SIZE:
+        return False
     order = np.argsort(boxes[:, 1])
     lines: list[list[int]] = []
     bottom = -1

@@ -41,7 +41,8 @@ _SIMILAR_EXTENT = 0.3  # ... the smallest at least this share of the largest (a 
 _MAX_BANDS = 2  # median separate runs of art per cell along an axis, at most
 _DRIFT = 0.1  # pitches whose art moves this share of a period more still compete
 _UNKEYED_MIN_CELLS = 8  # cells a grid on a non-key background colour needs, 2+ per axis
-_SINGLE_AXIS_RATIO = 2.5  # a one-cell axis is at most this many times the other pitch
+_SINGLE_AXIS_RATIO = 3.2  # a one-cell axis is at most this many times the other pitch (tiles
+# of 1:3 with their gutter)
 _MAX_ASPECT = 4  # cells are at most this many times longer than wide
 _MAX_SPRITES_PER_CELL = 1  # median sprites per cell, at most
 _MIN_OCCUPANCY = 0.5  # share of the grid's cells (rows x columns) that must hold art
