@@ -63,6 +63,10 @@ NEAR_VARIANT = 0.5  # tiles agreeing on this share of pixels are variants of one
 SHEET_EVERY = 7  # every seventh original also has a sheet; its copy is one tile cut from it
 ORIGINAL_LICENCES = ("CC-BY-SA 3.0", "GPL 3.0", "CC-BY 3.0", "CC0")
 
+from ogasearch.pipeline import STAGES  # noqa: E402
+
+ALL_STAGES = [arg for name in STAGES for arg in ("--stage", name)]  # provenance included
+
 
 @dataclass
 class Truth:
@@ -272,7 +276,7 @@ def main() -> None:
     site, truth = build_planted_site(args.originals, args.distractors, args.fillers, args.seed)
     data = args.data or Path(tempfile.mkdtemp(prefix="ogasearch-provenance-"))
     with serve_site(site) as running:
-        update_s = ogasearch("update", "--data", str(data), "--site", running.base_url)
+        update_s = ogasearch("update", "--data", str(data), "--site", running.base_url, *ALL_STAGES)
     engine = create_engine(f"sqlite:///{data / 'catalog.sqlite'}")
     with engine.connect() as conn:
         images = conn.execute(text("SELECT count(*) FROM images")).scalar_one()

@@ -38,6 +38,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
             item.add_marker(pytest.mark.slow)
+    # A test that stops the session's Milvus server (only one can run per machine) runs last,
+    # so that no test after it depends on the server coming back.
+    items.sort(key=lambda item: item.get_closest_marker("stops_milvus") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -364,6 +364,7 @@ def _stop_pid_file(pid_file: Path) -> None:
     os.geteuid() != 0 or not shutil.which("pg_createcluster"),
     reason="the README's PostgreSQL steps need root and Debian's postgresql-common",
 )
+@pytest.mark.stops_milvus
 def test_readme_scale_out_block_runs_as_written(
     site: RunningSite, single: SingleRun, tmp_path: Path, milvus_server: Any
 ) -> None:
