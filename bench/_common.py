@@ -45,6 +45,10 @@ BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 RESULTS = "results"  # folder beside the Markdown record for the JSON results
 # The image data sets the benchmarks read (tests/support/datasets.py describes the same ones).
 CRAWL_TILES = Path("/usr/share/crawl/dat/tiles")  # Debian's crawl-tiles-data (CC0)
+TEEWORLDS = Path("/usr/share/games/teeworlds/data")  # Debian's teeworlds-data (CC-BY-SA 3.0)
+CHROMIUM_BSU = Path("/usr/share/games/chromium-bsu/png")  # chromium-bsu-data (Clarified Artistic)
+# Debian's minetest-data: Minetest Game's textures (CC-BY-SA 3.0; exceptions in its copyright file)
+MINETEST = Path("/usr/share/games/minetest/games/minetest_game/mods")
 
 
 def kenney_images() -> Path:

@@ -18,8 +18,10 @@ case "$mode" in
   # libarchive: the archive reader (libarchive-c loads the shared library).
   runtime) APT_PACKAGES="libarchive13"; EXTRAS="model" ;;
   # PostgreSQL: tests of the scale-out catalog; Chromium: UI tests; Dungeon Crawl tiles: CC0
-  # pixel art for the embedding tests and the quality evaluation.
-  test) APT_PACKAGES="libarchive13 postgresql chromium crawl-tiles-data"
+  # pixel art for the embedding tests and the quality evaluation; Teeworlds (CC-BY-SA 3.0),
+  # Chromium B.S.U. (Clarified Artistic) and Minetest Game (CC-BY-SA 3.0) art: the dev set's
+  # sprites with partial alpha and 16x16 textures (bench/devset.py), read in place.
+  test) APT_PACKAGES="libarchive13 postgresql chromium crawl-tiles-data teeworlds-data chromium-bsu-data minetest-data"
         EXTRAS="model,variants,milvus,scale,test" ;;
   *) echo "usage: bash scripts/setup.sh [runtime|test]" >&2; exit 2 ;;
 esac

@@ -4,6 +4,12 @@
   atlases of 32x32 cells (``main.png``, ``floor.png``, ...) and title screens.
 - ``KENNEY``: Kenney's CC0 sprites that the ``arcade`` package ships (the ``test`` extra):
   single sprites in folders, sprite sheets under ``spritesheets/``.
+- ``TEEWORLDS``: Teeworlds' art (CC-BY-SA 3.0, Debian's ``teeworlds-data``): skin parts and
+  UI icons with soft (partly transparent) edges, an emoticon sheet.
+- ``CHROMIUM_BSU``: Chromium B.S.U.'s sprites (Clarified Artistic licence, Debian's
+  ``chromium-bsu-data``): ships, shots and glows, most of them with partial alpha.
+- ``MINETEST``: Minetest Game's 16x16 textures (CC-BY-SA 3.0, a few MIT or CC-BY-SA 4.0 as the
+  package's copyright file lists; Debian's ``minetest-data``), one folder per mod.
 - ``SAMPLE``: the Kenney files bundled with ogasearch for its local site (always there).
 
 Tests take them through the session fixtures in ``tests/conftest.py`` (``crawl_tiles``,
@@ -66,6 +72,24 @@ KENNEY = Dataset(
     _arcade_images(),
     probe="spritesheets/tiles.png",
     install='pip install -e ".[test]" (scripts/setup.sh does)',
+)
+TEEWORLDS = Dataset(
+    "Debian's teeworlds-data",
+    Path("/usr/share/games/teeworlds/data"),
+    probe="emoticons.png",
+    install="apt-get install teeworlds-data (scripts/setup.sh does)",
+)
+CHROMIUM_BSU = Dataset(
+    "Debian's chromium-bsu-data",
+    Path("/usr/share/games/chromium-bsu/png"),
+    probe="hero.png",
+    install="apt-get install chromium-bsu-data (scripts/setup.sh does)",
+)
+MINETEST = Dataset(
+    "Debian's minetest-data",
+    Path("/usr/share/games/minetest/games/minetest_game/mods"),
+    probe="default/textures/default_stone.png",
+    install="apt-get install minetest-data (scripts/setup.sh does)",
 )
 SAMPLE = Dataset(
     "the bundled sample sprites",
