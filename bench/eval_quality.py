@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from _common import CRAWL_TILES, Report, add_report_arguments
 from devset import SPLITS, Entry, all_entries, atlas_cells, select
@@ -413,7 +414,7 @@ def evaluate(
     per: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     by_alpha: dict[tuple[str, bool], list[tuple[bool, bool]]] = defaultdict(list)
     qtime: dict[str, float] = defaultdict(float)
-    for q in queries:
+    for q in tqdm(queries, desc=f"{pipeline.name.split()[0]} queries", unit="q", file=sys.stderr):
         t1 = time.perf_counter()
         ranked = pipeline.query(q.image, 10)
         qtime[q.transform] += time.perf_counter() - t1
@@ -478,14 +479,14 @@ def recall_table(runs: dict[str, list[tuple[str, Run]]], transforms: list[str]) 
 
 
 def alpha_table(runs: dict[str, list[tuple[str, Run]]], transforms: list[str]) -> list[str]:
-    """Each pipeline's recall per transform and split, queries on targets with >5% partly
+    """ogasearch's recall per transform and split, queries on targets with >5% partly
     transparent pixels apart from the rest."""
     lines = [
         "| pipeline | split | transform | partial alpha: n | r@1 | r@10 | other: n | r@1 | r@10 |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for split, results in runs.items():
-        for name, r in results:
+        for name, r in results[:1]:
             by_alpha = r["by_alpha"]
             assert isinstance(by_alpha, dict)
             for t in transforms:
