@@ -178,8 +178,30 @@ SOURCES: dict[str, Callable[[], Iterator[Entry]]] = {
 }
 
 
+def missing_data() -> list[str]:
+    """What is missing of the sources' data on this machine, and how to get it."""
+    probes = {
+        "crawl-tiles-data": CRAWL_TILES / "main.png",
+        "teeworlds-data": TEEWORLDS / "emoticons.png",
+        "chromium-bsu-data": CHROMIUM_BSU / "hero.png",
+        "minetest-data": MINETEST / "default" / "textures" / "default_stone.png",
+    }
+    out = [f"apt-get install {pkg}" for pkg, probe in probes.items() if not probe.is_file()]
+    try:
+        kenney_images()
+    except ImportError:
+        out.append('pip install -e ".[test]" (arcade)')
+    return out
+
+
 def all_entries() -> list[Entry]:
-    """Every image of every source, exact duplicates (same pixels) kept once: the first met."""
+    """Every image of every source, exact duplicates (same pixels) kept once: the first met.
+    Exits with one line when a source's data is not installed."""
+    missing = missing_data()
+    if missing:
+        raise SystemExit(
+            f"dev set data missing: {'; '.join(missing)} (bash scripts/setup.sh test installs all)"
+        )
     seen: set[str] = set()
     out = []
     for load in SOURCES.values():

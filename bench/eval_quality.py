@@ -24,6 +24,8 @@ like this": an indexed image's own vector, itself excluded), and timings. The JS
 
     python bench/eval_quality.py                  # full run (2,000 images per split)
     python bench/eval_quality.py --size 400 --queries 40 --no-append   # quick look
+    python bench/eval_quality.py --split validation   # the held-back split only
+    python bench/devset.py                        # what the dev set holds
 """
 
 from __future__ import annotations
