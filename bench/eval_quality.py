@@ -110,8 +110,7 @@ def build_corpus(entries: list[Entry]) -> list[Item]:
     (a tile may equal a whole image, as in the catalog)."""
     items: list[Item] = []
     for e in entries:
-        items.append(Item(len(items), e.image, e.category, is_sheet=e.is_sheet))
-        items[-1].partial = e.partial_alpha
+        items.append(Item(len(items), e.image, e.category, None, e.is_sheet, e.partial_alpha))
     for sheet in [i for i in items if i.is_sheet]:
         for box in find_tiles(sheet.image):
             tile = sheet.image.crop(box.pil_box)
