@@ -9,11 +9,8 @@ come out of the same search. Among valid cuts the choice goes to, in order:
 2. the steadiest: with the right pitch the art sits at the same place in every period, with
    a pitch one pixel off it drifts; solid tiles pin the pitch exactly, varying sprites leave
    a little slack;
-3. among those about as steady, periods that frame the picture (the frames the artist drew:
-   a margin, frames and equal spacing that add up to the picture's side, as sheet tools lay
-   them out), then fewer empty cells, then the least drift (how many pixels a period the
-   middle of the art moves, over three cells or more), then frames that tile the picture
-   with no margin or spacing, then the widest gaps.
+3. among those about as steady, cells that tile the picture exactly (the frames the artist
+   drew), then fewer empty cells, then the widest gaps.
 
 A grid must hold art in at least half of its cells: figures scattered over a scene leave
 empty lines too, but between mostly empty cells.
@@ -43,7 +40,6 @@ _SIMILAR_EXTENT = 0.3  # ... the smallest at least this share of the largest (a 
 # gems under flags is a third as tall; a picture's parts at empty lines differ more)
 _MAX_BANDS = 2  # median separate runs of art per cell along an axis, at most
 _DRIFT = 0.1  # pitches whose art moves this share of a period more still compete
-_DRIFT_CELLS = 3  # cells holding art needed to measure a drift
 _UNKEYED_MIN_CELLS = 8  # cells a grid on a non-key background colour needs, 2+ per axis
 _SINGLE_AXIS_RATIO = 3.2  # a one-cell axis is at most this many times the other pitch (tiles
 # of 1:3 with their gutter)
@@ -75,8 +71,7 @@ class _Candidate:
     busy: int  # cells holding art
     empty: int  # cells without art between the first and the last busy one
     spread: int  # how far the art's first and last line move between periods
-    framed: bool  # frames with equal spacing and margins hold the art and fill the side
-    drift: int  # pixels per period the art moves (rounded): 0 at the art's own pitch
+    exact: bool
     clearance: float  # empty lines between the closest cut and the art
     axis: GutterAxis
 
@@ -160,20 +155,14 @@ def gutter_axis(
         if _bands_per_cell(occupied, edges) > _MAX_BANDS:
             continue  # each cell holds several separate things: a multiple of a finer grid
         axis = GutterAxis(pitch, offset, first, count, exact)
-        bases = offset + (first + np.arange(count)) * pitch
-        spread = _spread(lines, edges, bases)
-        framed = exact or _framed(lines, size, pitch)
-        drift = _drift(lines, edges, bases)
-        found.append(
-            _Candidate(busy, empty, spread, framed, drift, float(per_offset[offset]), axis)
-        )
+        spread = _spread(lines, edges, offset + (first + np.arange(count)) * pitch)
+        found.append(_Candidate(busy, empty, spread, exact, float(per_offset[offset]), axis))
     return _best(found)
 
 
 def _best(found: list[_Candidate]) -> GutterAxis | None:
-    """The most busy cells; then the steadiest; among those about as steady, one that frames
-    the picture, then fewer empty cells, then the least drift, then frames without margin or
-    spacing, then the steadiest, then the widest gaps."""
+    """The most busy cells; then the steadiest; among those about as steady, one that tiles
+    the picture, then fewer empty cells, then the steadiest, then the widest gaps."""
     if not found:
         return None
     most = max(f.busy for f in found)
@@ -183,45 +172,7 @@ def _best(found: list[_Candidate]) -> GutterAxis | None:
     # to frame leave a little slack for the pitch that tiles the picture.
     slack = max(1.0, _DRIFT * steadiest.axis.pitch) if steadiest.spread else 0.0
     near = [f for f in found if f.spread <= steadiest.spread + slack]
-    return max(
-        near, key=lambda f: (f.framed, -f.empty, -f.drift, f.axis.exact, -f.spread, f.clearance)
-    ).axis
-
-
-def _framed(lines: np.ndarray, size: int, pitch: int) -> bool:
-    """Whether frames of one size, ``pitch`` apart, after a margin and with the same margin
-    after the last frame, hold every art line: the layout of margin and spacing that sheet
-    tools write (``size = 2 * margin + n * frame + (n - 1) * spacing``, spacing = pitch -
-    frame), of which frames that tile the side (no margin, no spacing) are one case."""
-    phases = np.zeros(2 * pitch + 1, dtype=np.int64)
-    np.add.at(phases, lines % pitch + 1, 1)
-    phases[pitch + 1 :] = phases[1 : pitch + 1]
-    art_before = np.cumsum(phases)  # art_before[j]: art lines at phases below j (mod pitch)
-    margin = np.arange(min(int(lines[0]), pitch - 1) + 1)
-    inner = size - 2 * margin
-    count = -(-inner // pitch)
-    frame = inner - (count - 1) * pitch  # in (0, pitch] when inner > 0
-    gap = pitch - frame  # the spacing: phases [gap_start, gap_start + gap) hold no art
-    # a margin shows only with spacing: padded frames side by side leave empty lines anyway
-    ok = (inner > 0) & (int(lines[-1]) < size - margin) & ((gap > 0) | (margin == 0))
-    gap_start = (margin + frame) % pitch
-    art_in_gap = art_before[gap_start + gap] - art_before[gap_start]
-    return bool(np.any(ok & (art_in_gap == 0)))
-
-
-def _drift(lines: np.ndarray, edges: np.ndarray, bases: np.ndarray) -> int:
-    """How many pixels per period the middle of the art moves, rounded (least squares over
-    the cells holding art, at least ``_DRIFT_CELLS``): a pitch one pixel off the art's own
-    drifts one pixel a period, while frame-to-frame differences of the sprites average out."""
-    head = np.searchsorted(lines, edges[:-1])
-    tail = np.searchsorted(lines, edges[1:]) - 1
-    has = head <= tail
-    if np.count_nonzero(has) < _DRIFT_CELLS:
-        return 0  # two cells differ by their sprites as much as by a pitch one pixel off
-    index = np.flatnonzero(has).astype(np.float64)
-    middle = (lines[head[has]] + lines[tail[has]]) / 2 - bases[has]
-    slope = np.polyfit(index, middle, 1)[0]
-    return round(abs(float(slope)))
+    return max(near, key=lambda f: (f.exact, -f.empty, -f.spread, f.clearance)).axis
 
 
 def _clearance(occupied: np.ndarray) -> np.ndarray:

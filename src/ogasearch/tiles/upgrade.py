@@ -21,7 +21,7 @@ from ogasearch.catalog.schema import images, meta
 
 log = logging.getLogger(__name__)
 
-TILING_VERSION = 5  # bump whenever find_tiles' rules change which pictures or cells are cut
+TILING_VERSION = 4  # bump whenever find_tiles' rules change which pictures or cells are cut
 VERSION_KEY = "tiling_version"
 _FIRST_VERSION = 1  # catalogs cut before the version was recorded
 
