@@ -250,7 +250,7 @@ def test_filters_widen_the_pool_within_the_index_limit_and_size(
     # one card, and the matcher is not run again for them)
     for run, first in (
         (lambda: service.similar(image_id, k=20, filters=nothing), 100),
-        (lambda: service.by_image(query, k=20, filters=nothing), 400),
+        (lambda: service.by_image(query, k=20, filters=nothing), min(400, limit)),
     ):
         asked.clear()
         assert run().results == []

@@ -100,7 +100,7 @@ class SearchService:
         self.check_filters(filters)
         # one wider pool from the start, as results of one page fold into one card: the
         # matcher is not run again for them (its pixel checks under the query budget)
-        pool = min(_first_pool(k) * WIDEN_FACTOR, POOL_CAP)
+        pool = min(_first_pool(k) * WIDEN_FACTOR, POOL_CAP, MAX_K)
         while True:
             matches = self.matcher.search(image, k=pool, tiles=filters.tiles)
             results = self._results(matches, k, filters)
