@@ -55,6 +55,7 @@ RESULT_FIELDS = {
     "label",
     "edits",
     "score_percent",
+    "more",
 }
 COPY_FIELDS = {"page_url", "title", "author", "licenses", "post_date", "page_file_name"}
 LABELS = {"exact copy", "edited copy", "found in your picture", "similar", "keyword match"}

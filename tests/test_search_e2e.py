@@ -246,13 +246,15 @@ def test_filters_widen_the_pool_within_the_index_limit_and_size(
     limit = (100 + size) // 2
     monkeypatch.setattr(ogasearch.index.base, "MAX_K", limit)
     monkeypatch.setattr(ogasearch.search.service, "MAX_K", limit)
-    for run in (
-        lambda: service.similar(image_id, k=20, filters=nothing),
-        lambda: service.by_image(query, k=20, filters=nothing),
+    # a search by image starts from a pool four times wider (results of one page fold into
+    # one card, and the matcher is not run again for them)
+    for run, first in (
+        (lambda: service.similar(image_id, k=20, filters=nothing), 100),
+        (lambda: service.by_image(query, k=20, filters=nothing), min(400, limit)),
     ):
         asked.clear()
         assert run().results == []
-        assert asked == [100, limit]
+        assert asked == ([first, limit] if limit > first else [first])
 
 
 def test_check_finds_and_repairs_a_mismatch(indexed: Indexed) -> None:

@@ -24,6 +24,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from ogasearch.localsite.kenney import sprite_bytes
+from ogasearch.web import ui
 from ogasearch.web.app import create_app
 from ogasearch.web.server import running_server
 from ogasearch.web.views import fit, licence_class, safe_link
@@ -135,7 +136,7 @@ def test_upload_shows_the_source_page_first(web: httpx.Client, data: SearchData)
     assert urlsplit(str(response.url)).query.startswith("upload=")
     links = result_links(response.text)
     assert links[0] == data.page_url(ALIEN_PAGE)
-    assert len(links) == 24  # one page of results
+    assert len(links) >= 10 and len(set(links)) == len(links)  # one card per page
     assert 'class="pixelated query-image" src="/uploads/' in response.text
     assert 'class="more"' in response.text
 
@@ -211,14 +212,16 @@ def test_copies_shown_once(web: httpx.Client, data: SearchData) -> None:
     assert "also on 1 page<" in page
 
 
-def test_similar_links_and_paging(web: httpx.Client) -> None:
+def test_similar_links_and_paging(web: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # five cards a page: the site has fewer pages than two pages of 24 cards
+    monkeypatch.setattr(ui, "PAGE_SIZE", 5)
     first = web.get("/", params={"q": "sprites"}).text
     similar = re.findall(r'<a class="similar" href="([^"]*)"', first)
     assert similar and all(parse_qs(urlsplit(html.unescape(s)).query)["similar"] for s in similar)
     one = web.get(html.unescape(similar[0]))
     assert one.status_code == 200
     ids_one = re.findall(r'data-image-id="(\d+)"', one.text)
-    assert len(ids_one) == 24
+    assert len(ids_one) == 5
     more = re.search(r'<a class="more" href="([^"]*)"', one.text)
     assert more is not None
     two = web.get(html.unescape(more.group(1)))
@@ -232,12 +235,14 @@ def test_tile_result_shows_its_sheet_outlined(web: httpx.Client) -> None:
     page = upload_page(web, sprite_bytes(ALIEN), tiles="only").text
     assert "<svg viewBox=" in page
     box = re.search(
-        r'<image class="pixelated" href="/images/(\d+)\.png" width="(\d+)" height="(\d+)"/>\s*'
+        r"<summary>in its (\d+)×(\d+) sheet</summary>.*?"
+        r'<img class="pixelated" src="/images/\d+\.png"[^>]*loading="lazy">.*?'
         r'<rect class="tile-box" x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)"',
         page,
+        re.DOTALL,
     )
     assert box is not None
-    sheet_w, sheet_h, x, y, w, h = map(int, box.groups()[1:])
+    sheet_w, sheet_h, x, y, w, h = map(int, box.groups())
     assert 0 <= x < x + w <= sheet_w and 0 <= y < y + h <= sheet_h
 
 
@@ -267,7 +272,7 @@ def test_cards_speak_plain_words(web: httpx.Client) -> None:
     assert similar and all(re.fullmatch(r"\d{1,3}%", score) for score in similar)
     words = {word.split(" (")[0] for word, _ in matches}
     assert words <= {"exact copy", "edited copy", "found in your picture", "similar"}
-    assert "24 results shown" in page
+    assert f"{len(matches)} results shown" in page
     assert not re.search(r"\d\.\d{3}</span>", page)  # no raw scores
 
 
@@ -379,7 +384,8 @@ def test_browser_search_journey(page: Page, data: SearchData, tmp_path: Path) ->
     with page.expect_navigation():
         first.locator("a.similar").click()
     assert "similar=" in page.url
-    assert page.locator(".result").count() == 24
+    links = page.locator(".result .title a").evaluate_all("links => links.map(a => a.href)")
+    assert len(links) >= 10 and len(set(links)) == len(links)
 
     page.fill("#q", "probe")
     with page.expect_navigation():
@@ -408,13 +414,15 @@ def test_browser_tile_query_shows_its_sheet(page: Page, data: SearchData, tmp_pa
         page.set_input_files("#image", str(query))
     first = page.locator(".result").first
     assert first.locator(".title a").get_attribute("href") == data.page_url("platformer-tiles")
+    first.locator("details.sheet summary").click()
     outline = first.locator(".sheet rect.tile-box")
     assert [outline.get_attribute(a) for a in ("x", "y", "width", "height")] == [
         str(v) for v in (x, y, w, h)
     ]
-    assert (
-        first.locator(".sheet image").evaluate("image => getComputedStyle(image).imageRendering")
-        == "pixelated"
+    sheet = first.locator(".sheet img")
+    assert sheet.evaluate("image => getComputedStyle(image).imageRendering") == "pixelated"
+    page.wait_for_function(
+        "image => image.complete && image.naturalWidth > 0", arg=sheet.element_handle()
     )
     assert outline.evaluate("rect => rect.getBBox().width") == w
     shot = tmp_path / "screenshot.png"
@@ -425,6 +433,41 @@ def test_browser_tile_query_shows_its_sheet(page: Page, data: SearchData, tmp_pa
     if not SCREENSHOT.exists() or os.environ.get("OGASEARCH_UPDATE_SCREENSHOT"):
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
+
+
+@pytest.mark.browser
+def test_browser_card_expands_its_page_and_sheet(
+    page: Page, web: httpx.Client, data: SearchData
+) -> None:
+    """Like a tile of the platformer sheet: one card for the sheet's page, whose sheet is
+    fetched only when asked for, and whose other tiles open under "N more from this page"."""
+    x, y, w, h = 384, 1024, 128, 128
+    with Image.open(io.BytesIO(data.site.site.file("platformer_tiles.png").data)) as sheet:
+        crop = io.BytesIO()
+        sheet.crop((x, y, x + w, y + h)).save(crop, format="PNG")
+    tile = web.post(
+        "/api/search/image",
+        params={"tiles": "only", "k": 1},
+        files={"image": ("q.png", crop.getvalue(), "image/png")},
+    ).json()["results"][0]
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(urlsplit(request.url).path))
+    page.goto(f"/?similar={tile['image_id']}")
+    links = page.locator(".result .title a").evaluate_all("links => links.map(a => a.href)")
+    assert len(links) >= 10 and len(set(links[:10])) == 10
+    first = page.locator(".result").first
+    assert first.locator(".thumb img").get_attribute("src") == tile["image_url"]
+    assert tile["parent_image_url"] not in fetched  # the sheet is not on every card
+    hits = first.locator("details.more li img")
+    assert not hits.first.is_visible()
+    first.locator("details.more summary").click()
+    assert hits.count() >= 5 and hits.first.is_visible()
+    loaded = "img => img.complete && img.naturalWidth > 0"
+    page.wait_for_function(loaded, arg=hits.first.element_handle())
+    first.locator("details.sheet summary").click()
+    page.wait_for_function(loaded, arg=first.locator(".sheet img").element_handle())
+    assert tile["parent_image_url"] in fetched
+    assert first.locator(".sheet rect.tile-box").is_visible()
 
 
 @pytest.mark.browser

@@ -318,12 +318,13 @@ def _result_line(result: Any) -> str:
     where = source.page_file_name + (f" / {source.archive_path}" if source.archive_path else "")
     tile = f" tile {result.tile}" if result.tile else ""
     copies = f" (+{labels.plural(len(result.copies), 'page')})" if result.copies else ""
+    more = f" (+{len(result.more)} more from this page)" if result.more else ""
     percent = labels.score_percent(result.match, result.score)
     return (
         f"{'' if percent is None else f'{percent}%':>4} "
         f"{labels.describe(result.match, result.edits)}: #{result.image_id} "
         f"{source.title!r} by {source.author} [{', '.join(source.licenses)}] "
-        f"{source.page_url} {where}{tile}{copies}"
+        f"{source.page_url} {where}{tile}{copies}{more}"
     )
 
 

@@ -80,7 +80,8 @@ class Source:
 
 @dataclass
 class SearchResult:
-    """One group of identical images: the best-scoring occurrence and every other page."""
+    """One group of identical images: the best-scoring occurrence and every other page; as a
+    card, also the other results from its page (``more``)."""
 
     image_id: int
     score: float
@@ -95,6 +96,9 @@ class SearchResult:
     group_ids: list[int] = field(default_factory=list)  # every catalog image of this group
     # the edits the matcher measured (``search.labels.EDITS``); ``match.labels`` words them
     edits: list[str] = field(default_factory=list)
+    # other results from the same page (tiles of the same sheet, other files), best first:
+    # one card per page (``search.cards``)
+    more: list[SearchResult] = field(default_factory=list)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from ogasearch.match.ranking import (
     WIDEN_FACTOR,
 )
 from ogasearch.search import catalog_reads, keywords
+from ogasearch.search.cards import one_card_per_page
 from ogasearch.search.grouping import group_results
 from ogasearch.search.provenance import ConflictsPage, read_conflicts
 from ogasearch.search.results import (
@@ -97,11 +98,13 @@ class SearchService:
         start = time.perf_counter()
         filters = filters or Filters()
         self.check_filters(filters)
-        pool = _first_pool(k)
+        # one wider pool from the start, as results of one page fold into one card: the
+        # matcher is not run again for them (its pixel checks under the query budget)
+        pool = min(_first_pool(k) * WIDEN_FACTOR, POOL_CAP, MAX_K)
         while True:
             matches = self.matcher.search(image, k=pool, tiles=filters.tiles)
             results = self._results(matches, k, filters)
-            wider = self._wider_pool(results, matches, k, pool, filters)
+            wider = self._wider_pool(results, matches, k, pool, filters, widen_folded=False)
             if wider is None:
                 _upscaled_only_if_larger(results, image.size)
                 return SearchResponse(results, (time.perf_counter() - start) * 1000)
@@ -254,12 +257,17 @@ class SearchService:
         k: int,
         pool: int,
         filters: Filters,
+        widen_folded: bool = True,
     ) -> int | None:
-        """The pool to search again with, or None. Only when filters (applied after the
-        nearest neighbours come back) left fewer than ``k`` results and more neighbours may
-        exist; never past ``MAX_POOL``, the index's limit (``MAX_K``) or its size."""
+        """The pool to search again with, or None. Only when fewer than ``k`` cards came
+        back because filters (applied after the nearest neighbours come back) dropped some or
+        (``widen_folded``) results from one page were folded into one card, and more
+        neighbours may exist; never past ``MAX_POOL``, the index's limit (``MAX_K``) or its
+        size."""
         filtered = filters.license is not None or filters.art_type is not None
-        if not (filtered and len(results) < k and len(matches) >= pool and pool < MAX_POOL):
+        folded = widen_folded and any(r.more for r in results)
+        short = len(results) < k and len(matches) >= pool and pool < MAX_POOL
+        if not (short and (filtered or folded)):
             return None
         wider = min(pool * WIDEN_FACTOR, MAX_POOL, MAX_K, len(self.vectors.index()))
         return wider if wider > pool else None
@@ -267,19 +275,21 @@ class SearchService:
     def _results(
         self, matches: Sequence[Match], k: int, filters: Filters, own_page: bool = False
     ) -> list[SearchResult]:
-        """Group matches by copy (same canonical pixels), join sources, filter, rank."""
+        """Group matches by copy (same canonical pixels), join sources, filter, rank, and
+        fold them into up to ``k`` cards, one per page (``search.cards``)."""
         if not matches:
             return []
         with self.ws.engine.connect() as conn:
             groups = catalog_reads.read_groups(conn, list(dict.fromkeys(m.id for m in matches)))
-        return group_results(matches, groups, k, filters, own_page)
+        hits = group_results(matches, groups, len(matches), filters, own_page)
+        return one_card_per_page(hits, k)
 
 
 def _upscaled_only_if_larger(results: list[SearchResult], query_size: tuple[int, int]) -> None:
     """Drop "upscaled" from results at least as large as the query: the upscale the matcher
     undid is then the indexed image's own (a copy of an upscaled upload), not an edit."""
     area = query_size[0] * query_size[1]
-    for r in results:
+    for r in [hit for card in results for hit in (card, *card.more)]:
         if "upscaled" in r.edits and r.width * r.height >= area:
             r.edits.remove("upscaled")
 

@@ -69,6 +69,25 @@ class ImageOut(BaseModel):
     )
 
 
+class MoreOut(BaseModel):
+    """Another result from the same page as its card's, folded into that card."""
+
+    image_id: int
+    image_url: str = Field(description="The image (a tile: the tile alone) as PNG.")
+    score: float = Field(description="Similarity, higher is closer (1.0 for an exact copy).")
+    match: str = Field(description="What found it: exact, near, vector, region or text.")
+    label: Label = Field(description="The match in plain words (as the card's label).")
+    score_percent: int | None = Field(description="The score as a whole percentage, or null.")
+    width: int
+    height: int
+    tile: tuple[int, int, int, int] | None = Field(
+        description="[x, y, w, h] of a tile in its parent sheet, or null for a whole image."
+    )
+    parent_image_id: int | None = Field(description="The sheet a tile was cut from.")
+    parent_image_url: str | None
+    file_name: str = Field(description=PAGE_FILE_NAME)
+
+
 class ResultOut(ImageOut):
     score: float = Field(description="Similarity, higher is closer (1.0 for an exact copy).")
     match: str = Field(description="What found it: exact, near, vector, region or text.")
@@ -87,6 +106,12 @@ class ResultOut(ImageOut):
     score_percent: int | None = Field(
         description="The score as a whole percentage (0-100) where it is a similarity "
         "(near, vector, region); null for exact copies and keyword matches."
+    )
+    more: list[MoreOut] = Field(
+        default_factory=list,
+        description="One card per page: the other results from this result's page (other "
+        "tiles of its sheet, other files), best first. The results list holds one result "
+        "per page; these are not repeated in it.",
     )
 
 
@@ -150,13 +175,32 @@ def _image_fields(result: SearchResult, root_path: str) -> dict[str, Any]:
         "frames": result.frames,
         "tile": tuple(result.tile) if result.tile is not None else None,
         "parent_image_id": result.parent_image_id,
-        "parent_image_url": (
-            image_path(result.parent_image_id, root_path)
-            if result.parent_image_id is not None
-            else None
-        ),
+        "parent_image_url": _parent_url(result, root_path),
         "copies": [source_out(copy) for copy in result.copies],
     }
+
+
+def _parent_url(result: SearchResult, root_path: str) -> str | None:
+    if result.parent_image_id is None:
+        return None
+    return image_path(result.parent_image_id, root_path)
+
+
+def more_out(result: SearchResult, root_path: str = "") -> MoreOut:
+    return MoreOut(
+        image_id=result.image_id,
+        image_url=image_path(result.image_id, root_path),
+        score=result.score,
+        match=result.match,
+        label=labels.label(result.match, result.edits),
+        score_percent=labels.score_percent(result.match, result.score),
+        width=result.width,
+        height=result.height,
+        tile=result.tile,
+        parent_image_id=result.parent_image_id,
+        parent_image_url=_parent_url(result, root_path),
+        file_name=result.source.page_file_name,
+    )
 
 
 def image_out(result: SearchResult, root_path: str = "") -> ImageOut:
@@ -171,6 +215,7 @@ def result_out(result: SearchResult, root_path: str = "") -> ResultOut:
         label=labels.label(result.match, result.edits),
         edits=labels.ordered_edits(result.edits),
         score_percent=labels.score_percent(result.match, result.score),
+        more=[more_out(hit, root_path) for hit in result.more],
     )
 
 

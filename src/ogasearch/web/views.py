@@ -2,8 +2,10 @@
 
 Pixel art is drawn with nearest-neighbour scaling; a small sprite is enlarged by a whole
 factor (a 16x16 sprite becomes 112x112 in a 128 box, every pixel 7x7), a large one shrunk to
-fit. A tile also shows its sheet with the tile's box outlined (an SVG drawn in the sheet's own
-pixel coordinates).
+fit. A tile card shows the tile itself; its sheet, with the tile's box outlined (an SVG drawn
+in the sheet's own pixel coordinates over the lazily loaded sheet), only when the card's
+"in its sheet" is opened. A card is one page (``search.cards``): the page's other results
+are small thumbnails behind "N more from this page".
 
 Crawled strings reach the page only through Jinja2's autoescaping; crawled URLs become links
 only when they are http(s) (or site-relative, joined to the site root), never ``javascript:``.
@@ -22,6 +24,7 @@ from ogasearch.web.schemas import image_path
 
 THUMB_BOX = 128
 SHEET_BOX = 192
+MORE_BOX = 48  # the thumbnails of a card's other results from its page
 
 
 def fit(width: int, height: int, box: int) -> tuple[int, int]:
@@ -79,6 +82,22 @@ class SheetView:
 
 
 @dataclass
+class MoreView:
+    """Another result from the card's page: a small thumbnail and how it matches."""
+
+    image_id: int
+    image_url: str
+    width: int
+    height: int
+    thumb_width: int
+    thumb_height: int
+    label: str
+    percent: int | None
+    file_name: str
+    tile: tuple[int, int, int, int] | None
+
+
+@dataclass
 class Card:
     image_id: int
     image_url: str
@@ -94,6 +113,7 @@ class Card:
     source: SourceView
     copies: list[SourceView] = field(default_factory=list)
     sheet: SheetView | None = None
+    more: list[MoreView] = field(default_factory=list)
 
 
 def _date(value: datetime | None) -> str | None:
@@ -111,6 +131,22 @@ def source_view(source: Source, site_root: str) -> SourceView:
         file_url=safe_link(source.file_url, site_root),
         file_name=source.page_file_name,
         archive_path=source.archive_path or None,
+    )
+
+
+def more_view(result: SearchResult, root_path: str = "") -> MoreView:
+    thumb_width, thumb_height = fit(result.width, result.height, MORE_BOX)
+    return MoreView(
+        image_id=result.image_id,
+        image_url=image_path(result.image_id, root_path),
+        width=result.width,
+        height=result.height,
+        thumb_width=thumb_width,
+        thumb_height=thumb_height,
+        label=labels.describe(result.match, result.edits),
+        percent=labels.score_percent(result.match, result.score),
+        file_name=result.source.page_file_name,
+        tile=result.tile,
     )
 
 
@@ -151,4 +187,5 @@ def card(
         source=source_view(result.source, site_root),
         copies=[source_view(copy, site_root) for copy in result.copies],
         sheet=sheet,
+        more=[more_view(hit, root_path) for hit in result.more],
     )
