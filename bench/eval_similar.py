@@ -92,10 +92,7 @@ CANDIDATES: dict[str, Candidate] = {
     "stage5 GeM, colour+grey mean (192)": lambda c, g, x: l2_normalise(
         l2_normalise(gem(c["stage5"])) + l2_normalise(gem(g["stage5"]))
     ),
-    "grey+colour stage5 avg mean (192)": lambda c, g, x: l2_normalise(
-        l2_normalise(c["stage5"].mean(axis=(2, 3))) + l2_normalise(g["stage5"].mean(axis=(2, 3)))
-    ),
-    "kind_vector (shipped)": lambda c, g, x: kind_vector(g),
+    "stage5 avg, colour+grey mean (192): kind_vector": lambda c, g, x: kind_vector(c, g),
 }
 
 

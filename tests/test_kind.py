@@ -86,7 +86,7 @@ def test_kind_vectors_are_stored_and_rank_more_like_this(
     assert (
         embedded > 20
         and len(kinds.ids) == embedded
-        and model == ["effnet-lite0-128/kind-grey-stage5-avg"]
+        and model == ["effnet-lite0-128/kind-stage5-avg-colour-grey"]
     )
     assert seed is not None
     want = kinds.vectors @ kinds.vectors[int(np.searchsorted(kinds.ids, seed))]

@@ -22,12 +22,13 @@ Measured on the quality benchmark (vector path only, recall@1 over seven transfo
 global average 0.789, stage-5 GeM 0.834, stage-5 GeM + thumbnail 0.907; lite1 / lite2 and
 inputs of 96-224 px were within +-0.006 of lite0 at 128 px and 1.3-4x slower.
 
-"More like this" uses a second, separate vector, the kind vector (``kind_vector``): the
-spatial average of stage 5 (192-d) of a grey copy of the input (``grey_input``), one more
-forward pass. The thumbnail makes the lookup vector reward the same pixels; the grey input
-makes a palette swap of a sprite the same kind. Chosen on ``bench/eval_similar.py``'s tuning
-part over colour and grey GeM / average of stage 5 and PCA-256 projections of the head (the
-numbers, both parts, are in docs/benchmarks.md).
+"More like this" uses a second, separate vector, the kind vector (``kind_vector``): the mean
+of the L2-normalised spatial averages of stage 5 (192-d, 384 bytes as float16) of the input
+and of a grey copy of it (``grey_input``, one more forward pass). The thumbnail makes the
+lookup vector reward the same pixels; the grey half keeps a palette swap of a sprite near it.
+Chosen on ``bench/eval_similar.py``'s tuning part over colour and grey GeM / average of stage
+5 and PCA-256 projections of the head (both parts' numbers are in docs/benchmarks.md): same
+category precision@10 0.586 on tuning (lookup vector 0.433, the 2021 pipeline 0.579).
 """
 
 from __future__ import annotations
@@ -114,13 +115,15 @@ def grey_input(batch: np.ndarray) -> np.ndarray:
 
 
 KIND_LAYER = "stage5"
-KIND_RECIPE = "kind-grey-stage5-avg"  # stored with every kind vector: a new recipe re-embeds
+KIND_RECIPE = "kind-stage5-avg-colour-grey"  # stored with every kind vector: a new one re-embeds
 
 
-def kind_vector(grey: dict[str, np.ndarray]) -> np.ndarray:
-    """The kind vector (192-d, 384 bytes stored) from the feature maps of the grey copy of an
-    input: the spatial average of stage 5 (see ``bench/eval_similar.py``)."""
-    return l2_normalise(grey[KIND_LAYER].mean(axis=(2, 3)))
+def kind_vector(colour: dict[str, np.ndarray], grey: dict[str, np.ndarray]) -> np.ndarray:
+    """The kind vector (192-d, 384 bytes stored) from the feature maps of an input and of its
+    grey copy: the mean of their L2-normalised stage-5 spatial averages (see
+    ``bench/eval_similar.py``)."""
+    parts = [l2_normalise(maps[KIND_LAYER].mean(axis=(2, 3))) for maps in (colour, grey)]
+    return l2_normalise(parts[0] + parts[1])
 
 
 class OnnxEfficientNet:
@@ -180,8 +183,9 @@ class OnnxEfficientNet:
         if batch.shape[0] == 0:
             empty = np.zeros((0, self.kind_dim), dtype=np.float32)
             return np.zeros((0, self.dim), dtype=np.float32), empty
-        lookup = self.pool(self.feature_maps(batch), batch)
-        return lookup, kind_vector(self.feature_maps(grey_input(batch)))
+        maps = self.feature_maps(batch)
+        grey = self.feature_maps(grey_input(batch))
+        return self.pool(maps, batch), kind_vector(maps, grey)
 
 
 def default_models_dir() -> Path:
