@@ -82,6 +82,7 @@ def test_kind_vectors_are_stored_and_rank_more_like_this(
             .limit(1)
         ).scalar_one_or_none()
         kinds = read_kind_vectors(conn, model[0])
+        some = read_kind_vectors(conn, ids=[int(i) for i in kinds.ids[:3]] + [10**9])
     engine.dispose()
     assert (
         embedded > 20
@@ -89,6 +90,8 @@ def test_kind_vectors_are_stored_and_rank_more_like_this(
         and model == ["effnet-lite0-128/kind-stage5-avg-colour-grey"]
     )
     assert seed is not None
+    assert some.ids.tolist() == kinds.ids[:3].tolist()  # the catalog's recipe; unknown ids left out
+    assert np.array_equal(some.vectors, kinds.vectors[:3])
     want = kinds.vectors @ kinds.vectors[int(np.searchsorted(kinds.ids, seed))]
     service = SearchService(data.settings)
     try:

@@ -4,7 +4,7 @@ and the change counter that tells a reader its copy is stale.
 The embed stage writes one row per image (float16 bytes, ``catalog.vectors``) and counts the
 change in ``meta['kind_changes']`` in the same transaction; ``read_kind_vectors`` is the one
 way to read them back, for a list of image ids or for all of them (the search's exact scan,
-a map of all art).
+a map of all art: ``read_kind_vectors(conn, ids=[...]).vectors``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, Integer, Text, cast, select, update
+from sqlalchemy import Connection, Integer, Text, cast, func, select, update
 
 from ogasearch.catalog.dialect import insert_ignore
 from ogasearch.catalog.schema import images, kind_vectors, meta
@@ -31,11 +31,20 @@ class KindVectors:
     vectors: np.ndarray  # (n, dim) float32, unit rows
 
 
+def kind_recipe(conn: Connection) -> str | None:
+    """The recipe most kind vectors have (the only one, but during an upgrade), or None."""
+    column = kind_vectors.c.model
+    query = select(column).group_by(column).order_by(func.count().desc(), column).limit(1)
+    return conn.execute(query).scalar()
+
+
 def read_kind_vectors(
-    conn: Connection, model: str, ids: Sequence[int] | None = None
+    conn: Connection, model: str | None = None, ids: Sequence[int] | None = None
 ) -> KindVectors:
-    """The kind vectors of recipe ``model`` (``FeatureExtractor.kind_name``) of ``ids`` (all
-    when None), ordered by image id; ids without one are left out."""
+    """The kind vectors of recipe ``model`` (``FeatureExtractor.kind_name``; None: the
+    catalog's, ``kind_recipe``) of ``ids`` (all when None), ordered by image id; ids without
+    one are left out."""
+    model = model if model is not None else kind_recipe(conn)
     query = (
         select(
             kind_vectors.c.image_id,
