@@ -217,7 +217,8 @@ def test_filters_widen_the_pool_within_the_index_limit_and_size(
     """A filter no result passes widens the neighbour pool x4 at a time, but never past the
     index's limit (``MAX_K``) nor its size. (It used to ask a large catalog's index for 25,600
     neighbours: ``ValueError: k must be at most 16384``, a 500 on ``/api/similar/ID?license=``.)
-    Here a limit below this small catalog's size stands in for ``MAX_K``."""
+    Here a limit below this small catalog's size stands in for ``MAX_K``. "More like this"
+    asks the kind scan, searches by image the vector index: both are recorded."""
     import ogasearch.index.base
     import ogasearch.search.service
 
@@ -235,7 +236,13 @@ def test_filters_widen_the_pool_within_the_index_limit_and_size(
         asked.append(k)
         return search(queries, k, tiles)
 
+    def recording_kinds(model: str, vector: Any, k: int, tiles: Any = None) -> Any:
+        asked.append(k)
+        return kinds(model, vector, k, tiles)
+
+    kinds = service.kinds.search
     monkeypatch.setattr(index, "search", recording_search)
+    monkeypatch.setattr(service.kinds, "search", recording_kinds)
     # A licence no page has stands for a filter that no result passes; the service would
     # refuse it as unknown (UnknownFilter, tested in test_api), so its check is skipped here.
     monkeypatch.setattr(service, "check_filters", lambda filters: None)

@@ -8,6 +8,10 @@ Version 2 keeps them as one blob per image in ``embeddings.patches``
 by ``move_legacy_patches``, which the index stage calls: batch by batch (each batch one
 transaction, so a kill resumes where it stopped), with a progress bar, then the old table is
 dropped. No image is crawled, downloaded or embedded again.
+
+Version 2 -> 3 (kind vectors): the table ``kind_vectors`` is new (``create_all`` makes it);
+the embed stage then embeds again, from the blob store and with its progress bar, every image
+that has no kind vector of the current recipe (``embed.stage``); nothing is crawled again.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ def upgrade_schema(conn: Connection, version: int) -> int:
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
         log.info("catalog upgraded to version 2: patch fingerprints move to embeddings.patches")
         version = 2
+    if version == 2:  # the kind_vectors table: created by create_all, filled by the embed stage
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
+        log.info("catalog upgraded to version 3: the next embed adds a kind vector per image")
+        version = 3
     return version
 
 

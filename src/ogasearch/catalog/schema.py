@@ -32,7 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2  # 2: patch fingerprints in embeddings.patches (catalog.migrate)
+SCHEMA_VERSION = 3  # 2: patch fingerprints in embeddings.patches; 3: kind_vectors (catalog.migrate)
 
 metadata = MetaData()
 
@@ -240,6 +240,19 @@ embeddings = Table(
     Column("dim", Integer, nullable=False),
     Column("vector", LargeBinary, nullable=False),
     Column("patches", LargeBinary),
+)
+
+# One "kind of art" vector per image (written by the embed stage beside ``embeddings``, read by
+# "more like this": ``search.kinds``), kept apart from the lookup vector, which rewards the
+# same pixels rather than the same kind of art. ``model`` names the recipe
+# (``embed.extractors.kind_vector``); ``vector`` as in ``embeddings`` (``catalog.vectors``).
+kind_vectors = Table(
+    "kind_vectors",
+    metadata,
+    Column("image_id", ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("model", String(200), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
 )
 
 # Append-only log of every failure: which stage, which item, why.

@@ -21,6 +21,14 @@ product of two vectors is a weighted mean of the parts' cosines:
 Measured on the quality benchmark (vector path only, recall@1 over seven transforms): head
 global average 0.789, stage-5 GeM 0.834, stage-5 GeM + thumbnail 0.907; lite1 / lite2 and
 inputs of 96-224 px were within +-0.006 of lite0 at 128 px and 1.3-4x slower.
+
+"More like this" uses a second, separate vector, the kind vector (``kind_vector``): the mean
+of the L2-normalised spatial averages of stage 5 (192-d, 384 bytes as float16) of the input
+and of a grey copy of it (``grey_input``, one more forward pass). The thumbnail makes the
+lookup vector reward the same pixels; the grey half keeps a palette swap of a sprite near it.
+Chosen on ``bench/eval_similar.py``'s tuning part over colour and grey GeM / average of stage
+5 and PCA-256 projections of the head (both parts' numbers are in docs/benchmarks.md): same
+category precision@10 0.586 on tuning (lookup vector 0.433, the 2021 pipeline 0.579).
 """
 
 from __future__ import annotations
@@ -45,13 +53,19 @@ DEFAULT_EXTRACTOR = "effnet-lite0-128"
 @runtime_checkable
 class FeatureExtractor(Protocol):
     """What every backbone offers: ``embed`` maps (n, 3, s, s) float32 (``prepare`` output,
-    s = ``input_size``) to (n, ``dim``) float32 rows of unit length."""
+    s = ``input_size``) to (n, ``dim``) float32 rows of unit length, the lookup vectors;
+    ``embed_with_kind`` returns them and the (n, ``kind_dim``) kind vectors ("more like
+    this"), named ``kind_name`` in the catalog."""
 
     name: str
     dim: int
     input_size: int
+    kind_name: str
+    kind_dim: int
 
     def embed(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def embed_with_kind(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -86,6 +100,32 @@ def thumbnail(batch: np.ndarray) -> np.ndarray:
     return (small.mean(axis=(3, 5)) - BACKGROUND_LEVEL).reshape(n, -1).astype(np.float32)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def grey_input(batch: np.ndarray) -> np.ndarray:
+    """(n, 3, s, s) normalised model input -> the same input in grey (luma in all three
+    channels), normalised again: what the kind vector sees, so that a palette swap that keeps
+    the light and dark of a sprite keeps its kind vector."""
+    mean = IMAGENET_MEAN[None, :, None, None]
+    std = IMAGENET_STD[None, :, None, None]
+    pixels = batch * std + mean
+    luma = np.einsum("c,nchw->nhw", LUMA, pixels)[:, None]
+    return ((luma - mean) / std).astype(np.float32)
+
+
+KIND_LAYER = "stage5"
+KIND_RECIPE = "kind-stage5-avg-colour-grey"  # stored with every kind vector: a new one re-embeds
+
+
+def kind_vector(colour: dict[str, np.ndarray], grey: dict[str, np.ndarray]) -> np.ndarray:
+    """The kind vector (192-d, 384 bytes stored) from the feature maps of an input and of its
+    grey copy: the mean of their L2-normalised stage-5 spatial averages (see
+    ``bench/eval_similar.py``)."""
+    parts = [l2_normalise(maps[KIND_LAYER].mean(axis=(2, 3))) for maps in (colour, grey)]
+    return l2_normalise(parts[0] + parts[1])
+
+
 class OnnxEfficientNet:
     """EfficientNet-Lite on onnxruntime, pooled per ``PoolingSpec``."""
 
@@ -114,6 +154,8 @@ class OnnxEfficientNet:
         shapes = {o.name: o.shape for o in self.session.get_outputs()}
         shapes["input"] = [None, 3 * THUMB * THUMB]
         self.dim = sum(int(shapes[m][1]) for m, _, _ in self.pooling.parts)
+        self.kind_dim = int(shapes[KIND_LAYER][1])
+        self.kind_name = f"{self.name}/{KIND_RECIPE}"
 
     def feature_maps(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(None, {"input": np.ascontiguousarray(batch, dtype=np.float32)})
@@ -135,6 +177,15 @@ class OnnxEfficientNet:
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self.pool(self.feature_maps(batch), batch)
+
+    def embed_with_kind(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lookup vectors and kind vectors: one pass of the input, one of its grey copy."""
+        if batch.shape[0] == 0:
+            empty = np.zeros((0, self.kind_dim), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32), empty
+        maps = self.feature_maps(batch)
+        grey = self.feature_maps(grey_input(batch))
+        return self.pool(maps, batch), kind_vector(maps, grey)
 
 
 def default_models_dir() -> Path:

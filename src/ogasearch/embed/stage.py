@@ -1,13 +1,15 @@
-"""Embed stage: every image and tile -> canonical hashes, patch fingerprints and one
-L2-normalised vector.
+"""Embed stage: every image and tile -> canonical hashes, patch fingerprints, one
+L2-normalised lookup vector and one kind vector ("more like this").
 
 Claims ``images.embed_state = 'pending'`` rows in batches; for each batch, decodes the pixels
 (tiles are cropped from their sheet), canonicalises them and takes their hashes
 (``embed.signatures.prepare_image``), runs the feature extractor, and writes the vectors
-(``embeddings.vector``, float16), the fingerprints (``embeddings.patches``, one blob per
-image: ``catalog.fingerprints``) and the hashes with
+(``embeddings.vector`` and ``kind_vectors.vector``, float16), the fingerprints
+(``embeddings.patches``, one blob per image: ``catalog.fingerprints``) and the hashes with
 ``embed_state = 'done'`` in one transaction. Undecodable images become ``failed`` with the
-reason, and the batch goes on.
+reason, and the batch goes on. Images whose vectors are of another model, or that have no
+kind vector of the current recipe (a data folder from before kind vectors), are embedded again
+from the blob store.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from sqlalchemy.engine import Connection
 
 from ogasearch.catalog.db import record_failure
 from ogasearch.catalog.fingerprints import encode_fingerprints
+from ogasearch.catalog.kinds import note_kind_change
 from ogasearch.catalog.runner import Pending, run
-from ogasearch.catalog.schema import embeddings, images
+from ogasearch.catalog.schema import embeddings, images, kind_vectors
 from ogasearch.catalog.vectors import encode_vector
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.embed.signatures import Prepared, prepare_image
@@ -136,10 +139,16 @@ def embed(
 
 
 def _requeue_stale(engine: Engine, extractor: FeatureExtractor) -> None:
-    """Vectors of another model (or another version of it) are stale: embed those again."""
+    """Vectors of another model (or another version of it) are stale, and so is an embedded
+    image without a current kind vector: embed those again."""
+    current_kind = select(kind_vectors.c.image_id).where(
+        (kind_vectors.c.model == extractor.kind_name) & (kind_vectors.c.dim == extractor.kind_dim)
+    )
     with engine.begin() as conn:
         stale = select(embeddings.c.image_id).where(
-            (embeddings.c.model != extractor.name) | (embeddings.c.dim != extractor.dim)
+            (embeddings.c.model != extractor.name)
+            | (embeddings.c.dim != extractor.dim)
+            | embeddings.c.image_id.not_in(current_kind)
         )
         conn.execute(
             update(images)
@@ -159,9 +168,23 @@ def _record_embedded(
     conn: Connection, extractor: FeatureExtractor, done: list[tuple[int, Prepared]]
 ) -> None:
     """Write the batch's vectors, patch fingerprints and hashes, and mark the images done."""
-    vectors = extractor.embed(np.stack([prepared.array for _, prepared in done]))
+    vectors, kinds = extractor.embed_with_kind(np.stack([prepared.array for _, prepared in done]))
     ids = [ident for ident, _ in done]
     conn.execute(delete(embeddings).where(embeddings.c.image_id.in_(ids)))
+    conn.execute(delete(kind_vectors).where(kind_vectors.c.image_id.in_(ids)))
+    conn.execute(
+        insert(kind_vectors),
+        [
+            {
+                "image_id": ident,
+                "model": extractor.kind_name,
+                "dim": extractor.kind_dim,
+                "vector": encode_vector(vec),
+            }
+            for ident, vec in zip(ids, kinds, strict=True)
+        ],
+    )
+    note_kind_change(conn)
     conn.execute(
         insert(embeddings),
         [

@@ -21,6 +21,7 @@ from ogasearch.catalog.schema import (
     embeddings,
     files,
     images,
+    kind_vectors,
     licenses,
     page_authors,
     page_licenses,
@@ -70,13 +71,35 @@ def stored_vectors(conn: Connection, ids: Iterable[int]) -> dict[int, np.ndarray
 
 
 def similar_seed(conn: Connection, image_id: int) -> CatalogRow | None:
-    """An image's canonical hash and stored vector (``vector`` None when not embedded), or
-    None when the catalog has no such image."""
+    """An image's canonical hash, stored lookup vector and kind vector (``vector``,
+    ``kind_vector`` None when there is none), or None when the catalog has no such image."""
     return conn.execute(
-        select(images.c.canonical_sha256, embeddings.c.vector, embeddings.c.dim)
-        .select_from(images.outerjoin(embeddings, embeddings.c.image_id == images.c.id))
+        select(
+            images.c.canonical_sha256,
+            embeddings.c.vector,
+            embeddings.c.dim,
+            kind_vectors.c.vector.label("kind_vector"),
+            kind_vectors.c.dim.label("kind_dim"),
+            kind_vectors.c.model.label("kind_model"),
+        )
+        .select_from(
+            images.outerjoin(embeddings, embeddings.c.image_id == images.c.id).outerjoin(
+                kind_vectors, kind_vectors.c.image_id == images.c.id
+            )
+        )
         .where(images.c.id == image_id)
     ).first()
+
+
+def lacks_kind_vectors(conn: Connection) -> bool:
+    """True when an embedded image has no kind vector (a data folder from before them)."""
+    missing = (
+        select(embeddings.c.image_id)
+        .outerjoin(kind_vectors, kind_vectors.c.image_id == embeddings.c.image_id)
+        .where(kind_vectors.c.image_id.is_(None))
+        .limit(1)
+    )
+    return conn.execute(missing).first() is not None
 
 
 def licence_names(conn: Connection) -> list[str]:

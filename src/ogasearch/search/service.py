@@ -39,6 +39,7 @@ from ogasearch.match.ranking import (
 from ogasearch.search import catalog_reads, keywords
 from ogasearch.search.cards import one_card_per_page
 from ogasearch.search.grouping import group_results
+from ogasearch.search.kinds import KindScan
 from ogasearch.search.provenance import ConflictsPage, read_conflicts
 from ogasearch.search.results import (
     Filters,
@@ -57,6 +58,7 @@ class SearchService:
         self.settings = settings
         self.ws = Workspace(settings, create=False)  # searching never creates a data folder
         self.vectors = RefreshingIndex(self.ws)
+        self._kinds: KindScan | None = None
         self._matcher: Matcher | None = None
         outdated = self.index_outdated()
         if outdated:
@@ -79,6 +81,12 @@ class SearchService:
         with engine.connect() as conn:
             if not catalog_reads.any_indexed(conn):
                 return None
+            if catalog_reads.lacks_kind_vectors(conn):
+                return (
+                    "the index predates this ogasearch (images without a kind vector): run "
+                    '`ogasearch update` to add them (no re-crawl); until then "more like '
+                    'this" of those images uses their lookup vector'
+                )
         try:
             problem = self.ws.patches.problem
         except ModelUnavailable:
@@ -130,15 +138,24 @@ class SearchService:
         pool = _first_pool(k)
         while True:
             matches = list(exact)
-            if row.vector is not None:
-                vector = decode_vectors([row.vector], row.dim)
-                for ident, score in self.vectors.search(vector, pool, filters.tiles)[0]:
-                    matches.append(Match(ident, float(score), "vector"))
+            for ident, score in self._neighbours(row, pool, filters):
+                matches.append(Match(ident, score, "vector"))
             results = self._results(matches, k, filters)
             wider = self._wider_pool(results, matches, k, pool, filters)
             if wider is None:
                 return SearchResponse(results, (time.perf_counter() - start) * 1000)
             pool = wider
+
+    def _neighbours(self, row: Any, pool: int, filters: Filters) -> list[tuple[int, float]]:
+        """The ``pool`` images nearest to a ``similar_seed`` row in kind space, or by its
+        lookup vector when it has no kind vector yet (a folder ``update`` has not upgraded)."""
+        if row.kind_vector is not None:
+            vector = decode_vectors([row.kind_vector], row.kind_dim)
+            return self.kinds.search(row.kind_model, vector, pool, filters.tiles)
+        if row.vector is None:
+            return []
+        vector = decode_vectors([row.vector], row.dim)
+        return [(i, float(s)) for i, s in self.vectors.search(vector, pool, filters.tiles)[0]]
 
     def by_text(self, q: str, k: int = 20, filters: Filters | None = None) -> SearchResponse:
         start = time.perf_counter()
@@ -238,6 +255,13 @@ class SearchService:
         self.ws.close()
 
     # -- internals ----------------------------------------------------------------------------
+
+    @property
+    def kinds(self) -> KindScan:
+        """The exact scan over the kind vectors ("more like this")."""
+        if self._kinds is None:
+            self._kinds = KindScan(self.ws.engine)
+        return self._kinds
 
     @property
     def matcher(self) -> Matcher:
