@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from ogasearch.embed.preprocess import BACKGROUND, composite
+from ogasearch.embed.preprocess import BACKGROUND, Canonical, composite
 
 MAX_SIDE = 64  # larger images are compared box-reduced to this size (both by one factor)
 MARGIN = 2  # extra shift allowed around the candidate (bounding boxes moved by JPEG noise)
@@ -81,6 +81,38 @@ def place(query: Image.Image, candidate: Image.Image) -> Placement:
     agree = float(((diff[at] <= PIXEL_TOLERANCE) & content).sum() / max(1, int(content.sum())))
     similarity = (1.0 - float(mean[at]) / 255.0) * min(1.0, cover / 0.8)
     return Placement(similarity, agree)
+
+
+NO_PLACEMENT = Placement(0.0, 0.0)
+
+
+def _border_colour(img: Image.Image) -> tuple[int, int, int]:
+    """The commonest colour of an opaque image's outermost pixels (its flat background)."""
+    rgb = np.asarray(img.convert("RGB"))
+    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    colours, counts = np.unique(ring, axis=0, return_counts=True)
+    r, g, b = (int(v) for v in colours[int(counts.argmax())])
+    return r, g, b
+
+
+def flattened_pairs(
+    query: Canonical, candidate: Canonical
+) -> list[tuple[Image.Image, Image.Image]]:
+    """``(query form, candidate form)`` pairs that compare a picture flattened onto a flat
+    background (a JPEG re-upload: its transparent and half-transparent pixels became that
+    colour) with art that kept its transparency: the side with transparency composited onto
+    the background the other side shows (``Canonical.kept``: the colour ``canonicalise``
+    took off). ``place`` composites both sides onto grey, where such a pair disagrees on
+    every pixel that was not opaque."""
+    out = []
+    for flat, art, flat_first in ((query, candidate, True), (candidate, query, False)):
+        alpha = np.asarray(art.image.getchannel("A"))
+        if flat.kept is None or alpha.min() == 255:
+            continue
+        onto = Image.new("RGBA", art.image.size, (*_border_colour(flat.kept), 255))
+        shown = Image.alpha_composite(onto, art.image.convert("RGBA"))
+        out.append((flat.kept, shown) if flat_first else (shown, flat.kept))
+    return out
 
 
 def pixel_similarity(query: Image.Image, candidate: Image.Image) -> float:
