@@ -32,9 +32,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 SPRITES = [
     "alien/alienBlue_front.png",
-    "alien/alienGreen_front.png",
-    "alien/alienPink_front.png",
-    "alien/alienYellow_front.png",
+    "space_shooter/playerShip1_green.png",
+    "space_shooter/meteorGrey_big1.png",
+    "items/keyRed.png",
 ]
 BEFORE = ("crawl", "download", "extract", "tiles", "embed", "index")
 WHEN = datetime(2024, 1, 2, tzinfo=UTC)

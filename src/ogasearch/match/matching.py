@@ -80,6 +80,8 @@ from ogasearch.match.ranking import (
 )
 from ogasearch.match.regions import GridView, Region, blobs, grid_views, looks_like_scene
 from ogasearch.match.verify import (
+    MARGIN,
+    MIN_COVER,
     NO_PLACEMENT,
     Placement,
     SceneMatch,
@@ -324,6 +326,8 @@ class Matcher:
                 forms = [f for f in (found.image, found.kept) if f is not None]
                 for view, penalty, undone in probes:
                     for form in forms:
+                        if _placeable(view, form):
+                            continue  # compared whole already (``_verify``)
                         sim = contained(view, form).similarity - penalty
                         if sim > best:
                             best, edits = sim, (*undone, "cropped")
@@ -485,6 +489,14 @@ def contained(a: Image.Image, b: Image.Image, min_agree: int = 2) -> Placement:
         return NO_PLACEMENT
     top, bottom, left, right = box
     return place(small, big.crop((left, top, right, bottom)))
+
+
+def _placeable(view: Image.Image, form: Image.Image) -> bool:
+    """True when ``verify.place`` compares ``view`` inside ``form`` as a whole: it fits (up to
+    the margin) and covers at least ``MIN_COVER`` of it."""
+    (vw, vh), (fw, fh) = view.size, form.size
+    fits = vw <= fw + 2 * MARGIN and vh <= fh + 2 * MARGIN
+    return fits and vw * vh >= MIN_COVER * fw * fh
 
 
 def _verified(fused: _Fused, ident: int, verify_min: float) -> bool:

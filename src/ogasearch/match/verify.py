@@ -11,6 +11,8 @@ it tells apart the near-identical variants that feature vectors confuse.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +32,33 @@ MIN_SCENE_PIXELS = 48  # art with fewer opaque pixels matches anywhere in a busy
 SHIFT_SAMPLE = 256  # candidate pixels compared at every shift (then all at the best one)
 
 
-def _pixels(img: Image.Image, factor: int) -> tuple[np.ndarray, np.ndarray]:
+Pixels = tuple[np.ndarray, np.ndarray]
+_RECENT: OrderedDict[tuple[int, int], tuple[Image.Image, Pixels]] = OrderedDict()
+_RECENT_LOCK = threading.Lock()  # the web server verifies in several threads
+RECENT = 256  # images whose ``_pixels`` are remembered
+
+
+def _pixels(img: Image.Image, factor: int) -> Pixels:
+    """``_reduced``, remembered for the last ``RECENT`` images asked (by identity, holding
+    the image so that its id is not reused; canonical images are not changed once made):
+    one candidate is compared with every view of a query, and recurs across queries."""
+    key = (id(img), factor)
+    with _RECENT_LOCK:
+        hit = _RECENT.get(key)
+        if hit is not None and hit[0] is img:
+            _RECENT.move_to_end(key)
+            return hit[1]
+    found = _reduced(img, factor)
+    for arr in found:
+        arr.flags.writeable = False
+    with _RECENT_LOCK:
+        _RECENT[key] = (img, found)
+        while len(_RECENT) > RECENT:
+            _RECENT.popitem(last=False)
+    return found
+
+
+def _reduced(img: Image.Image, factor: int) -> Pixels:
     """Colour on the grey background and the content mask, box-reduced by ``factor``."""
     rgba = img.convert("RGBA")
     if factor > 1:

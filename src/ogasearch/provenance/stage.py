@@ -122,6 +122,13 @@ def _enough_art(img: Any) -> bool:
     return opaque >= MIN_OPAQUE and structure_hash(canon) is not None
 
 
+def _agreement(a: Image.Image, b: Image.Image) -> float:
+    """How much of two canonical pictures agrees: either placed in the other, or (only when
+    that is not enough, it costs more) the smaller as a part of the larger."""
+    agree = max(place(a, b).agreement, place(b, a).agreement)
+    return agree if agree >= AGREE_MIN else max(agree, contained(a, b).agreement)
+
+
 def _disagreeing(pixels: CatalogPixels, img: Image.Image, ids: Sequence[int]) -> list[int]:
     """The pixel-verified candidates whose content agrees with the image's on fewer than
     ``AGREE_MIN`` of their pixels in every way the matcher compares them: either way round,
@@ -139,13 +146,7 @@ def _disagreeing(pixels: CatalogPixels, img: Image.Image, ids: Sequence[int]) ->
         forms = [f for f in (found.image, found.kept) if f is not None] if found else []
         pairs = [(m, f) for f in forms for m in mine]
         pairs += flattened_pairs(canon, found) if found else []
-        agree = max(
-            (
-                max(place(a, b).agreement, place(b, a).agreement, contained(a, b).agreement)
-                for a, b in pairs
-            ),
-            default=0.0,
-        )
+        agree = max((_agreement(a, b) for a, b in pairs), default=0.0)
         if agree < AGREE_MIN:
             out.append(ident)
     return out
