@@ -129,17 +129,25 @@ def flattened_pairs(
     """``(query form, candidate form)`` pairs that compare a picture flattened onto a flat
     background (a JPEG re-upload: its transparent and half-transparent pixels became that
     colour) with art that kept its transparency: the side with transparency composited onto
-    the background the other side shows (``Canonical.kept``: the colour ``canonicalise``
-    took off). ``place`` composites both sides onto grey, where such a pair disagrees on
-    every pixel that was not opaque."""
+    the background the other side shows (the border colour of ``Canonical.kept``, the picture
+    before ``canonicalise`` took a background off), and the flattened side cut to where it
+    differs from that colour. ``place`` composites both sides onto grey, where such a pair
+    disagrees on every pixel that was not opaque."""
     out = []
     for flat, art, flat_first in ((query, candidate, True), (candidate, query, False)):
         alpha = np.asarray(art.image.getchannel("A"))
         if flat.kept is None or alpha.min() == 255:
             continue
-        onto = Image.new("RGBA", art.image.size, (*_border_colour(flat.kept), 255))
+        colour = _border_colour(flat.kept)
+        rgb = np.asarray(flat.kept.convert("RGB"), dtype=np.float32)
+        ys, xs = np.nonzero(np.abs(rgb - colour).mean(axis=2) > PIXEL_TOLERANCE)
+        if not len(ys):
+            continue
+        # the flattened picture where it differs from its background: the art's box
+        shown_flat = flat.kept.crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+        onto = Image.new("RGBA", art.image.size, (*colour, 255))
         shown = Image.alpha_composite(onto, art.image.convert("RGBA"))
-        out.append((flat.kept, shown) if flat_first else (shown, flat.kept))
+        out.append((shown_flat, shown) if flat_first else (shown, shown_flat))
     return out
 
 
