@@ -25,9 +25,10 @@ then the stored groups are scored against the planted truth:
 * flags: planted copies whose group member carries the expected flags.
 
 The rebuild time (``ogasearch provenance --rebuild``) is measured on the same catalog and
-extrapolated linearly to 100,000 images: each image costs one matcher query (vector
-neighbours from the HNSW index, indexed hash and patch lookups, a bounded number of candidates
-verified pixel by pixel), which does not grow with the catalog, and the grouping step reads
+extrapolated linearly to 100,000 images: each image costs one matcher search from what was
+stored for it (``Matcher.search_indexed``: its stored vector's neighbours from the HNSW index,
+indexed hash and patch lookups, a bounded number of candidates verified pixel by pixel; no
+CNN), which does not grow with the catalog, and the grouping step reads
 the links once. A larger catalog only adds the index's logarithmic search cost and the patch
 lookups of more common fingerprints, so the extrapolation is a floor, not a measurement.
 """
@@ -62,10 +63,6 @@ WHITE = (255, 255, 255)  # a JPEG re-upload is flattened onto white, as image ed
 NEAR_VARIANT = 0.5  # tiles agreeing on this share of pixels are variants of one another
 SHEET_EVERY = 7  # every seventh original also has a sheet; its copy is one tile cut from it
 ORIGINAL_LICENCES = ("CC-BY-SA 3.0", "GPL 3.0", "CC-BY 3.0", "CC0")
-
-from ogasearch.pipeline import STAGES  # noqa: E402
-
-ALL_STAGES = [arg for name in STAGES for arg in ("--stage", name)]  # provenance included
 
 
 @dataclass
@@ -276,7 +273,7 @@ def main() -> None:
     site, truth = build_planted_site(args.originals, args.distractors, args.fillers, args.seed)
     data = args.data or Path(tempfile.mkdtemp(prefix="ogasearch-provenance-"))
     with serve_site(site) as running:
-        update_s = ogasearch("update", "--data", str(data), "--site", running.base_url, *ALL_STAGES)
+        update_s = ogasearch("update", "--data", str(data), "--site", running.base_url)
     engine = create_engine(f"sqlite:///{data / 'catalog.sqlite'}")
     with engine.connect() as conn:
         images = conn.execute(text("SELECT count(*) FROM images")).scalar_one()

@@ -12,9 +12,9 @@ from PIL import Image
 from ogasearch.embed.extractors import OnnxEfficientNet
 from ogasearch.embed.preprocess import canonical, canonicalise
 from ogasearch.embed.signatures import signatures
-from ogasearch.match.matching import Matcher
+from ogasearch.match.matching import Matcher, contained
 from ogasearch.match.memory import InMemoryHashes, InMemoryPixels, InMemoryVectors
-from ogasearch.match.verify import pixel_similarity, scene_similarity
+from ogasearch.match.verify import flattened_pairs, pixel_similarity, place, scene_similarity
 from support.datasets import CRAWL_TILES
 
 pytest.importorskip("torch", reason="torch (the 'model' extra) is needed to export the model once")
@@ -178,3 +178,37 @@ def test_scene_similarity_finds_a_sprite_at_its_place(corpus: list[Image.Image])
     assert scene_similarity(part, means, box).similarity > 0.99
     assert scene_similarity(part, means, box).explained < found.explained
     assert scene_similarity(other, means, box).similarity < 0.9
+
+
+def test_a_small_part_is_found_inside_its_source(corpus: list[Image.Image]) -> None:
+    """``contained``: a part too small for the whole-picture comparison (under half its
+    source), and a cell of a sheet, agree pixel for pixel at the place their patches share."""
+    a, b = canonical(corpus[3]), canonical(corpus[40])
+    w, h = a.size
+    part = a.crop((0, 0, w // 2, h // 2 + 2))
+    assert pixel_similarity(part, a) == 0.0  # covers less than half: not compared whole
+    assert contained(part, a).agreement == pytest.approx(1.0)
+    assert contained(a, part).agreement == pytest.approx(1.0)  # either order
+    sheet = Image.new("RGBA", (3 * w + 4, h + 2))
+    for n, cell in enumerate((b, a, canonical(corpus[52]))):
+        sheet.paste(cell, (1 + n * (w + 1), 1))
+    assert contained(a, sheet).agreement == pytest.approx(1.0)
+    assert contained(b.crop((0, 0, w // 2, h // 2 + 2)), a).agreement < 0.85
+
+
+def test_art_flattened_onto_a_background_compares_with_the_art_shown_on_it(
+    corpus: list[Image.Image],
+) -> None:
+    """A re-upload flattened onto white (half-transparent glass turned whitish) agrees with
+    the art composited onto white, not with the art on the verifier's grey."""
+    art = canonicalise(corpus[3]).image.copy()
+    alpha = np.asarray(art.getchannel("A")).copy()
+    alpha[alpha > 0] = 90  # translucent everywhere, like glass
+    art.putalpha(Image.fromarray(alpha))
+    white = Image.new("RGBA", (art.width + 8, art.height + 8), (255, 255, 255, 255))
+    white.alpha_composite(art, (4, 4))
+    flat = canonicalise(white)
+    assert flat.kept is not None
+    assert place(flat.kept, art).agreement < 0.85
+    pairs = flattened_pairs(flat, canonicalise(art))
+    assert pairs and max(place(a, b).agreement for a, b in pairs) >= 0.95

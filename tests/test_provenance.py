@@ -26,7 +26,7 @@ from ogasearch.localsite.imaging import upscale
 from ogasearch.localsite.kenney import sprite, sprite_bytes
 from ogasearch.localsite.model import Site
 from ogasearch.localsite.packing import Entry, png, zip_archive
-from ogasearch.pipeline import STAGES, update
+from ogasearch.pipeline import update
 from ogasearch.provenance.flags import PageFacts, copy_flags
 from ogasearch.provenance.licences import conflicting
 from ogasearch.provenance.stage import ProvenanceStats, build_copy_groups
@@ -108,7 +108,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planted]:
     with serve_site(site) as running:
         settings = _settings(tmp_path_factory.mktemp("planted"), running.base_url)
         with Workspace(settings) as ws:
-            first = update(ws, stages=list(STAGES))
+            first = update(ws)
         yield Planted(site, running, settings, first)
 
 
@@ -188,7 +188,7 @@ def test_update_matches_only_new_images_and_regroups_what_they_touch(planted: Pl
         "Mirrored alien", {"mirror.png": png(mirrored)}, author="eve", licences=["GPL 3.0"]
     )
     with Workspace(planted.settings) as ws:
-        stats = update(ws, stages=list(STAGES))["provenance"]
+        stats = update(ws)["provenance"]
     assert stats.checked == 1  # the new image only
     assert (stats.groups, stats.removed) == (1, 1)
     rows = _group_rows(planted.settings)

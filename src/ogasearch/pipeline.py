@@ -75,18 +75,11 @@ STAGES: dict[str, Callable[[Workspace], Any]] = {
 }
 
 
-# Stages ``update`` runs only when asked for by name (``--stage provenance``,
-# ``ogasearch provenance``): the provenance stage is not yet safe for several workers at once
-# on PostgreSQL (concurrent link inserts can deadlock) and is most of an update's time.
-OPTIONAL = frozenset({"provenance"})
-DEFAULT_STAGES = [name for name in STAGES if name not in OPTIONAL]
-
-
 def update(ws: Workspace, full: bool = False, stages: list[str] | None = None) -> dict[str, Any]:
-    """Run the stages in order (``DEFAULT_STAGES`` unless named); return each stage's stats.
+    """Run the stages in order (every one unless named); return each stage's stats.
 
     When a stage needs the model, it is checked first (``ModelUnavailable``: nothing ran)."""
-    chosen = DEFAULT_STAGES if stages is None else stages
+    chosen = list(STAGES) if stages is None else stages
     if {"embed", "index", "provenance"} & set(chosen):
         ws.check_extractor()
     results: dict[str, Any] = {}

@@ -2,8 +2,8 @@
 
 ``claim`` runs the caller's SELECT for pending rows inside a transaction and yields the rows;
 the caller processes them and records results on the same connection, and the transaction
-commits when the block ends. On PostgreSQL the rows are locked with ``FOR UPDATE SKIP
-LOCKED``, so concurrent workers never get the same row and a killed worker's locks vanish with
+commits when the block ends. On PostgreSQL the rows are locked with ``FOR NO KEY UPDATE
+SKIP LOCKED``, so concurrent workers never get the same row and a killed worker's locks vanish with
 its connection. SQLite serialises writers; one ``update`` process per SQLite catalog.
 
 Stages do not call ``claim`` in a loop themselves: ``ogasearch.catalog.runner`` does. Work
@@ -30,7 +30,10 @@ def claim(
     """Yield ``(connection, rows)`` for up to ``limit`` rows of ``query``, locked on ``lock``."""
     query = query.limit(limit)
     if is_postgres(engine):
-        query = query.with_for_update(skip_locked=True, of=lock)
+        # FOR NO KEY UPDATE: a claimed row's key never changes, and a plain FOR UPDATE would
+        # also block other workers inserting rows that reference it (a foreign key takes
+        # FOR KEY SHARE), which deadlocks two workers linking each other's claimed rows
+        query = query.with_for_update(skip_locked=True, of=lock, key_share=True)
     with engine.begin() as conn:
         rows = conn.execute(query).all()
         yield conn, rows

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy.typing as npt
@@ -70,21 +71,33 @@ class CatalogHashes:
 
 class CatalogPixels:
     """``PixelSource`` over the catalog: canonical pixels of candidates, for the matcher's
-    pixel verification (a tile is its box cut from its sheet; each sheet decoded once)."""
+    pixel verification (a tile is its box cut from its sheet; each sheet decoded once).
 
-    def __init__(self, ws: Workspace) -> None:
+    ``keep``: how many canonical images to keep between calls (least recently used out),
+    for a caller that matches many images of one catalog in turn (the provenance stage),
+    whose candidates recur; 0 (the search) keeps none."""
+
+    def __init__(self, ws: Workspace, keep: int = 0) -> None:
         self.ws = ws
+        self.keep = keep
+        self._kept: OrderedDict[int, Canonical] = OrderedDict()
 
     def canonical_images(self, ids: Sequence[int]) -> dict[int, Canonical]:
+        out = {i: self._kept[i] for i in ids if i in self._kept}
+        for ident in out:
+            self._kept.move_to_end(ident)
         with self.ws.engine.connect() as conn:
-            rows = lookups.pixel_rows_of(conn, ids)
+            rows = lookups.pixel_rows_of(conn, [i for i in ids if i not in out])
         cache = PixelCache(self.ws.store, self.ws.settings.limits)
-        out: dict[int, Canonical] = {}
         for row in rows:
             try:
                 out[int(row.id)] = canonicalise(cache.load(row.blob, tile_box(row)))
             except (ImageRejected, OSError, ValueError):
                 continue  # a candidate that cannot be read is simply not verified
+            if self.keep:
+                self._kept[int(row.id)] = out[int(row.id)]
+        while len(self._kept) > self.keep:
+            self._kept.popitem(last=False)
         return out
 
 

@@ -79,7 +79,17 @@ from ogasearch.match.ranking import (
     VERIFY_MIN,
 )
 from ogasearch.match.regions import GridView, Region, blobs, grid_views, looks_like_scene
-from ogasearch.match.verify import SceneMatch, pixel_similarity, scene_similarity
+from ogasearch.match.verify import (
+    MARGIN,
+    MIN_COVER,
+    NO_PLACEMENT,
+    Placement,
+    SceneMatch,
+    flattened_pairs,
+    pixel_similarity,
+    place,
+    scene_similarity,
+)
 
 Path = Literal["exact", "near", "vector", "region", "text"]  # how a result was found
 # a 1920 x 1080 screenshot is analysed as it is; larger queries are shrunk (budget.bounded_image)
@@ -201,6 +211,23 @@ class Matcher:
         """The ``k`` best matches of ``img``. Under a query budget (``search.budget``) the
         region path and pixel verification stop at the deadline and the answer is what the
         other paths found; past the hard deadline, ``BudgetExceeded`` is raised."""
+        return self._search(img, k, tiles, None)
+
+    def search_indexed(
+        self, img: Image.Image, vector: npt.ArrayLike, k: int = 10, tiles: TileFilter = None
+    ) -> list[Match]:
+        """The ``k`` best matches of an image that is already indexed: ``img`` its pixels,
+        ``vector`` the vector stored for it. Every path runs as for a query, but the feature
+        extractor does not: the vector path asks the index for the stored vector's
+        neighbours (the other views' vectors were never stored, and their copies are found
+        by their hashes, patches and pixels), and a scene is not looked into (an indexed
+        image is art, not a screenshot)."""
+        return self._search(img, k, tiles, np.asarray(vector, dtype=np.float32))
+
+    def _search(
+        self, img: Image.Image, k: int, tiles: TileFilter, stored: np.ndarray | None
+    ) -> list[Match]:
+        """``search`` (``stored`` None) and ``search_indexed`` (``stored`` the image's vector)."""
         cfg = self.config
         img = bounded_image(img, cfg.max_pixels)
         canon = canonicalise(img)
@@ -217,8 +244,13 @@ class Matcher:
         penalties = [p for _, p, _ in probes]
         fused = _Fused()
         size = self.extractor.input_size
-        vecs = self.extractor.embed(np.stack([prepare_canonical(v, size) for v in views]))
-        vector_hits = self.vectors.search(vecs, max(k, cfg.pool), tiles)
+        vector_hits: list[list[Hit]]
+        if stored is None:
+            vecs = self.extractor.embed(np.stack([prepare_canonical(v, size) for v in views]))
+            vector_hits = self.vectors.search(vecs, max(k, cfg.pool), tiles)
+        else:  # the view as given is the one indexed
+            vector_hits = self.vectors.search(stored.reshape(1, -1), max(k, cfg.pool), tiles)
+            vector_hits += [[] for _ in views[1:]]
         vector_score: dict[int, float] = {}
         for hits, penalty in zip(vector_hits, penalties, strict=True):
             for ident, score in hits:
@@ -238,7 +270,9 @@ class Matcher:
         best = max(vector_score.values(), default=0.0)
         regions: list[Region] = []
         grids: list[GridView] = []
-        scene = cfg.regions and best < cfg.region_below and looks_like_scene(canon)
+        scene = (
+            stored is None and cfg.regions and best < cfg.region_below and looks_like_scene(canon)
+        )
         if scene:
             with optional_stage():
                 rgb = np.asarray(to_rgba(img))[..., :3]
@@ -254,11 +288,51 @@ class Matcher:
                 # each view's own best neighbours are checked too: the fused ranking may push
                 # a view's answer down (a JPEG's kept background finds other textures first)
                 extra = [i for hits in vector_hits for i, _ in hits[: cfg.verify_per_view]]
-                if use_patches and not scene:
-                    extra += self._probe_patches(probes)
+                sharing = self._probe_patches(probes) if use_patches and not scene else []
+                extra += sharing
                 lossy = (img.format or "").upper() in LOSSY_FORMATS
                 self._verify(probes, regions, fused, list(dict.fromkeys(extra)), lossy)
+                if stored is not None:
+                    self._verify_both_ways(canon, probes, fused, sharing)
         return fused.ranked(k)
+
+    def _verify_both_ways(
+        self, canon: Canonical, probes: list[Probe], fused: _Fused, sharing: Sequence[int]
+    ) -> None:
+        """For an indexed image (``search_indexed``), which is as much a candidate's copy as
+        its original: the candidates not verified yet are compared either way round, as
+        pictures flattened onto a background (``verify.flattened_pairs``), and, for those
+        sharing patches, as a part of the other (``contained``: a crop smaller than half of
+        its source, a tile of a sheet the tiles stage did not cut)."""
+        assert self.pixels is not None
+        cfg = self.config
+        ranked = [m.id for m in fused.ranked(len(fused.best)) if m.path in ("vector", "near")]
+        todo = [i for i in dict.fromkeys([*ranked[: cfg.verify_top], *sharing])]
+        todo = [i for i in todo if not _verified(fused, i, cfg.verify_min)]
+        images = self.pixels.canonical_images(todo)
+        shared = set(sharing)
+        for ident in todo:
+            check()
+            if ident not in images:
+                continue
+            found = images[ident]
+            best = 0.0
+            edits: Edits = ()
+            for a, b in flattened_pairs(canon, found):
+                sim = max(place(a, b).similarity, place(b, a).similarity)
+                if sim > best:
+                    best, edits = sim, ("recompressed",)
+            if ident in shared:
+                forms = [f for f in (found.image, found.kept) if f is not None]
+                for view, penalty, undone in probes:
+                    for form in forms:
+                        if _placeable(view, form):
+                            continue  # compared whole already (``_verify``)
+                        sim = contained(view, form).similarity - penalty
+                        if sim > best:
+                            best, edits = sim, (*undone, "cropped")
+            if best >= cfg.verify_min:
+                fused.add(ident, best, "near", edits=edits)
 
     def _patch_candidates(self, found: Patches, top: int | None = None) -> list[int]:
         """Indexed images sharing the most patch fingerprints with a picture, best first."""
@@ -400,6 +474,37 @@ def _verified_edits(view: Image.Image, form: Image.Image, edits: Edits, lossy: b
     if lossy:
         found.append("recompressed")
     return tuple(found)
+
+
+def contained(a: Image.Image, b: Image.Image, min_agree: int = 2) -> Placement:
+    """The smaller of two canonical images looked for inside the larger: placed at the
+    shift their shared patch fingerprints agree on (``_place``, as art in a scene), then
+    compared pixel by pixel with the larger one's pixels in its box (``verify.place``, which
+    still allows a shift of ``MARGIN``), so a part of a picture verifies however little of
+    it the part covers. ``NO_PLACEMENT`` when fewer
+    than ``min_agree`` shared patches agree on a shift."""
+    small, big = sorted((a, b), key=lambda img: img.width * img.height)
+    box = _place(image_patches(small), image_patches(big), small.size, min_agree)
+    if box is None:
+        return NO_PLACEMENT
+    top, bottom, left, right = box
+    return place(small, big.crop((left, top, right, bottom)))
+
+
+def _placeable(view: Image.Image, form: Image.Image) -> bool:
+    """True when ``verify.place`` compares ``view`` inside ``form`` as a whole: it fits (up to
+    the margin) and covers at least ``MIN_COVER`` of it."""
+    (vw, vh), (fw, fh) = view.size, form.size
+    fits = vw <= fw + 2 * MARGIN and vh <= fh + 2 * MARGIN
+    return fits and vw * vh >= MIN_COVER * fw * fh
+
+
+def _verified(fused: _Fused, ident: int, verify_min: float) -> bool:
+    """True when ``ident`` is already an exact match or a verified near-duplicate."""
+    entry = fused.best.get(ident)
+    return entry is not None and (
+        entry[3] == "exact" or (entry[3] != "vector" and entry[2] >= verify_min)
+    )
 
 
 def _as_pasted(canon: Canonical) -> Image.Image:

@@ -11,13 +11,15 @@ it tells apart the near-identical variants that feature vectors confuse.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from ogasearch.embed.preprocess import BACKGROUND, composite
+from ogasearch.embed.preprocess import BACKGROUND, Canonical, composite
 
 MAX_SIDE = 64  # larger images are compared box-reduced to this size (both by one factor)
 MARGIN = 2  # extra shift allowed around the candidate (bounding boxes moved by JPEG noise)
@@ -30,7 +32,33 @@ MIN_SCENE_PIXELS = 48  # art with fewer opaque pixels matches anywhere in a busy
 SHIFT_SAMPLE = 256  # candidate pixels compared at every shift (then all at the best one)
 
 
-def _pixels(img: Image.Image, factor: int) -> tuple[np.ndarray, np.ndarray]:
+Pixels = tuple[np.ndarray, np.ndarray]
+_RECENT: OrderedDict[tuple[int, int], tuple[Image.Image, Pixels]] = OrderedDict()
+_RECENT_LOCK = threading.Lock()  # the web server verifies in several threads
+RECENT = 256  # images whose ``_pixels`` are remembered
+
+
+def _pixels(img: Image.Image, factor: int) -> Pixels:
+    """``_reduced``, remembered for the last ``RECENT`` images asked (by identity, holding
+    the image so that its id is not reused; canonical images are not changed once made):
+    one candidate is compared with every view of a query, and recurs across queries."""
+    key = (id(img), factor)
+    with _RECENT_LOCK:
+        hit = _RECENT.get(key)
+        if hit is not None and hit[0] is img:
+            _RECENT.move_to_end(key)
+            return hit[1]
+    found = _reduced(img, factor)
+    for arr in found:
+        arr.flags.writeable = False
+    with _RECENT_LOCK:
+        _RECENT[key] = (img, found)
+        while len(_RECENT) > RECENT:
+            _RECENT.popitem(last=False)
+    return found
+
+
+def _reduced(img: Image.Image, factor: int) -> Pixels:
     """Colour on the grey background and the content mask, box-reduced by ``factor``."""
     rgba = img.convert("RGBA")
     if factor > 1:
@@ -81,6 +109,46 @@ def place(query: Image.Image, candidate: Image.Image) -> Placement:
     agree = float(((diff[at] <= PIXEL_TOLERANCE) & content).sum() / max(1, int(content.sum())))
     similarity = (1.0 - float(mean[at]) / 255.0) * min(1.0, cover / 0.8)
     return Placement(similarity, agree)
+
+
+NO_PLACEMENT = Placement(0.0, 0.0)
+
+
+def _border_colour(img: Image.Image) -> tuple[int, int, int]:
+    """The commonest colour of an opaque image's outermost pixels (its flat background)."""
+    rgb = np.asarray(img.convert("RGB"))
+    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    colours, counts = np.unique(ring, axis=0, return_counts=True)
+    r, g, b = (int(v) for v in colours[int(counts.argmax())])
+    return r, g, b
+
+
+def flattened_pairs(
+    query: Canonical, candidate: Canonical
+) -> list[tuple[Image.Image, Image.Image]]:
+    """``(query form, candidate form)`` pairs that compare a picture flattened onto a flat
+    background (a JPEG re-upload: its transparent and half-transparent pixels became that
+    colour) with art that kept its transparency: the side with transparency composited onto
+    the background the other side shows (the border colour of ``Canonical.kept``, the picture
+    before ``canonicalise`` took a background off), and the flattened side cut to where it
+    differs from that colour. ``place`` composites both sides onto grey, where such a pair
+    disagrees on every pixel that was not opaque."""
+    out = []
+    for flat, art, flat_first in ((query, candidate, True), (candidate, query, False)):
+        alpha = np.asarray(art.image.getchannel("A"))
+        if flat.kept is None or alpha.min() == 255:
+            continue
+        colour = _border_colour(flat.kept)
+        rgb = np.asarray(flat.kept.convert("RGB"), dtype=np.float32)
+        ys, xs = np.nonzero(np.abs(rgb - colour).mean(axis=2) > PIXEL_TOLERANCE)
+        if not len(ys):
+            continue
+        # the flattened picture where it differs from its background: the art's box
+        shown_flat = flat.kept.crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+        onto = Image.new("RGBA", art.image.size, (*colour, 255))
+        shown = Image.alpha_composite(onto, art.image.convert("RGBA"))
+        out.append((shown_flat, shown) if flat_first else (shown, shown_flat))
+    return out
 
 
 def pixel_similarity(query: Image.Image, candidate: Image.Image) -> float:

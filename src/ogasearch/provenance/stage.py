@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine, Row, delete, exists, func, insert, se
 
 from ogasearch.catalog.db import record_failure, utcnow
 from ogasearch.catalog.dialect import insert_ignore
+from ogasearch.catalog.locks import serialise
 from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import (
     authors,
@@ -44,6 +45,7 @@ from ogasearch.catalog.schema import (
     copy_group_members,
     copy_groups,
     copy_links,
+    embeddings,
     files,
     images,
     licenses,
@@ -52,13 +54,14 @@ from ogasearch.catalog.schema import (
     page_licenses,
     pages,
 )
+from ogasearch.catalog.vectors import decode_vectors
 from ogasearch.embed.preprocess import canonicalise, flip, structure_hash
 from ogasearch.extract.images import ImageRejected
 from ogasearch.extract.pixels import PixelCache, pixel_rows, tile_box
 from ogasearch.match.adapters import CatalogHashes, CatalogPixels
 from ogasearch.match.lookups import chunks, image_rows
-from ogasearch.match.matching import MatchConfig, Matcher
-from ogasearch.match.verify import place
+from ogasearch.match.matching import MatchConfig, Matcher, contained
+from ogasearch.match.verify import flattened_pairs, place
 from ogasearch.provenance.flags import PageFacts, copy_flags, join_flags
 from ogasearch.provenance.hows import how_copied
 from ogasearch.workspace import Workspace
@@ -67,6 +70,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 16  # images matched per transaction
 K = 50  # matches asked of the matcher per image (copies of one sprite on many pages)
+KEEP = 4096  # canonical images of candidates kept between images (they recur)
 MIN_OPAQUE = 16  # fewer opaque canonical pixels than this: too little art to call a copy
 BUILT_AT = "provenance.built_at"  # meta: when the last build started
 COPY_PATHS = ("exact", "near")  # matcher paths that mean "a copy"; "vector" means "alike"
@@ -101,8 +105,9 @@ def _pending() -> Pending:
     checked = exists().where(copy_checks.c.image_id == images.c.id)
     query = (
         pixel_rows()
-        .add_columns(files.c.page_id)
+        .add_columns(files.c.page_id, embeddings.c.vector, embeddings.c.dim)
         .join(files, files.c.id == images.c.file_id)
+        .join(embeddings, embeddings.c.image_id == images.c.id)
         .where(images.c.indexed.is_(True), ~checked)
         .order_by(images.c.id)
     )
@@ -117,9 +122,18 @@ def _enough_art(img: Any) -> bool:
     return opaque >= MIN_OPAQUE and structure_hash(canon) is not None
 
 
+def _agreement(a: Image.Image, b: Image.Image) -> float:
+    """How much of two canonical pictures agrees: either placed in the other, or (only when
+    that is not enough, it costs more) the smaller as a part of the larger."""
+    agree = max(place(a, b).agreement, place(b, a).agreement)
+    return agree if agree >= AGREE_MIN else max(agree, contained(a, b).agreement)
+
+
 def _disagreeing(pixels: CatalogPixels, img: Image.Image, ids: Sequence[int]) -> list[int]:
-    """The pixel-verified candidates whose content agrees with the image's (either way round,
-    either mirrored) on fewer than ``AGREE_MIN`` of their pixels."""
+    """The pixel-verified candidates whose content agrees with the image's on fewer than
+    ``AGREE_MIN`` of their pixels in every way the matcher compares them: either way round,
+    either mirrored, flattened onto a background (``verify.flattened_pairs``), or the smaller
+    as a part of the larger (``matching.contained``)."""
     if not ids:
         return []
     canon = canonicalise(img)
@@ -130,10 +144,9 @@ def _disagreeing(pixels: CatalogPixels, img: Image.Image, ids: Sequence[int]) ->
     for ident in ids:
         found = theirs.get(ident)
         forms = [f for f in (found.image, found.kept) if f is not None] if found else []
-        agree = max(
-            (place(a, b).agreement for f in forms for m in mine for a, b in ((m, f), (f, m))),
-            default=0.0,
-        )
+        pairs = [(m, f) for f in forms for m in mine]
+        pairs += flattened_pairs(canon, found) if found else []
+        agree = max((_agreement(a, b) for a, b in pairs), default=0.0)
         if agree < AGREE_MIN:
             out.append(ident)
     return out
@@ -141,7 +154,7 @@ def _disagreeing(pixels: CatalogPixels, img: Image.Image, ids: Sequence[int]) ->
 
 def match_new_images(ws: Workspace, stats: ProvenanceStats) -> None:
     """Step 1: match every pending image, record its cross-page links and its check."""
-    pixels = CatalogPixels(ws)
+    pixels = CatalogPixels(ws, keep=KEEP)
     matcher = Matcher(
         ws.extractor,
         ws.index,
@@ -153,11 +166,13 @@ def match_new_images(ws: Workspace, stats: ProvenanceStats) -> None:
 
     def process(conn: Connection, rows: Sequence[Row]) -> None:
         now = utcnow()
+        found_links: dict[Link, dict[str, Any]] = {}
         for row in rows:
             ident = int(row.id)
             try:
                 img = cache.load(row.blob, tile_box(row))
-                found = matcher.search(img, k=K) if _enough_art(img) else None
+                vector = decode_vectors([row.vector], row.dim)[0]
+                found = matcher.search_indexed(img, vector, k=K) if _enough_art(img) else None
             except (ImageRejected, OSError, ValueError) as exc:
                 record_failure(conn, "provenance", f"image {ident}", str(exc))
                 stats.failed += 1
@@ -184,15 +199,15 @@ def match_new_images(ws: Workspace, stats: ProvenanceStats) -> None:
                 del hows[other]
             for other, how in hows.items():
                 low, high = sorted((ident, other))
-                values = {
-                    "low_id": low,
-                    "high_id": high,
-                    "how": how,
-                    "score": float(matches[other].score),
-                }
-                stats.links += insert_ignore(conn, copy_links, values, ["low_id", "high_id"])
+                score = float(matches[other].score)
+                found_links.setdefault((low, high), {"how": how, "score": score})
             conn.execute(insert(copy_checks).values(image_id=ident, checked_at=now, grouped=False))
             stats.checked += 1
+        # in one order for every worker (low id, high id): two workers that find the same
+        # links wait for each other's inserts in the same order, never in a cycle
+        for (low, high), values in sorted(found_links.items()):
+            row_values = {"low_id": low, "high_id": high, **values}
+            stats.links += insert_ignore(conn, copy_links, row_values, ["low_id", "high_id"])
 
     run(ws.engine, _pending(), process, desc="provenance", unit="img", batch=BATCH)
 
@@ -397,11 +412,16 @@ def _write_group(
     return True
 
 
-def regroup(engine: Engine, stats: ProvenanceStats, since: datetime | None) -> None:
-    """Step 2: rebuild the groups the seeds touch, then mark the checked images grouped."""
+GROUPS_LOCK = "provenance.groups"  # one worker at a time rebuilds groups (catalog.locks)
+
+
+def regroup(engine: Engine, stats: ProvenanceStats, started: datetime) -> None:
+    """Step 2: rebuild the groups the seeds touch, mark the seeds grouped and record when
+    this build started; one worker at a time (``GROUPS_LOCK``), in one transaction."""
     now = utcnow()
     with engine.begin() as conn:
-        seeds = _seeds(conn, since)
+        serialise(conn, GROUPS_LOCK)
+        seeds = _seeds(conn, _built_at(conn))
         components, links = _components(conn, seeds)
         touched = set().union(*components) if components else set()
         stale = set()
@@ -418,9 +438,13 @@ def regroup(engine: Engine, stats: ProvenanceStats, since: datetime | None) -> N
         stats.removed += len(stale)
         for component in components:
             stats.groups += _write_group(conn, component, links, now)
-        conn.execute(
-            update(copy_checks).where(copy_checks.c.grouped.is_(False)).values(grouped=True)
-        )
+        # only the seeds read above: another worker's checks committed since are its to group
+        for chunk in chunks(seeds):
+            conn.execute(
+                update(copy_checks).where(copy_checks.c.image_id.in_(chunk)).values(grouped=True)
+            )
+        conn.execute(delete(meta).where(meta.c.key == BUILT_AT))
+        conn.execute(insert(meta).values(key=BUILT_AT, value=started.isoformat()))
 
 
 def _built_at(conn: Connection) -> datetime | None:
@@ -432,16 +456,13 @@ def build_copy_groups(ws: Workspace, rebuild: bool = False) -> ProvenanceStats:
     """Match new images and rebuild the groups they touch (``rebuild``: everything)."""
     stats = ProvenanceStats()
     started = utcnow()
-    with ws.engine.begin() as conn:
-        if rebuild:
+    if rebuild:
+        with ws.engine.begin() as conn:
+            serialise(conn, GROUPS_LOCK)
             for table in (copy_groups, copy_links, copy_checks):
                 conn.execute(delete(table))
             conn.execute(delete(meta).where(meta.c.key == BUILT_AT))
-        since = _built_at(conn)
     match_new_images(ws, stats)
-    regroup(ws.engine, stats, since)
-    with ws.engine.begin() as conn:
-        conn.execute(delete(meta).where(meta.c.key == BUILT_AT))
-        conn.execute(insert(meta).values(key=BUILT_AT, value=started.isoformat()))
+    regroup(ws.engine, stats, started)
     log.info("provenance: %s", stats)
     return stats
