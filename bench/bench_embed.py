@@ -8,8 +8,9 @@ The prototype embedded every image with VGG16 (ImageNet, ``fc2``: 4096 floats) a
 This measures, in one process and interleaved round by round (so a change in the machine's
 load hits every model alike):
 
-* the default extractor (``settings.extractor``, EfficientNet-Lite + its pooling, vectors as the
-  embed stage writes them) at each input size, its CNN run by onnxruntime (the product's
+* the default extractor (``settings.extractor``, EfficientNet-Lite + its pooling) as the embed
+  stage runs it: the lookup vector and the kind vector (a second pass of the grey input), and
+  the lookup pass alone beside it at each input size, its CNN run by onnxruntime (the product's
   runtime) and by torch eager (the same network, ``embed.efficientnet_lite``);
 * VGG16 up to ``fc2``, defined here in plain torch (no torchvision), random weights (timing
   does not depend on them), at 224 px, in torch eager and exported to onnxruntime;
@@ -194,7 +195,22 @@ def build_configs(
         batch = real_inputs(size, args.batch)
         name = extractor.name + (" (default)" if size == default.input_size else "")
         if "onnx" in args.runtimes:
-            configs.append(Config(name, "onnxruntime", threads, size, extractor.embed, batch))
+            # what the embed stage runs: the lookup vector and the kind vector (a second pass
+            # of the grey input); the lookup pass alone is timed beside it
+            def stage(x: np.ndarray, extractor: OnnxEfficientNet = extractor) -> np.ndarray:
+                return extractor.embed_with_kind(x)[0]
+
+            configs.append(Config(name, "onnxruntime", threads, size, stage, batch))
+            configs.append(
+                Config(
+                    f"{extractor.name} lookup pass only",
+                    "onnxruntime",
+                    threads,
+                    size,
+                    extractor.embed,
+                    batch,
+                )
+            )
         if net is not None:
 
             def eager(x: np.ndarray, extractor: OnnxEfficientNet = extractor) -> np.ndarray:

@@ -1,12 +1,12 @@
 """ "More like this" quality: which vector finds the same kind of art, on a dev set labelled by
 category, with a tuning part to choose on and a held-back validation part.
 
-Corpus: ``eval_quality``'s (Crawl atlases cut into cells, Kenney sprites, two sheets cut into
-tiles). Category = Crawl atlas or Kenney folder; source pack (the same art style) = Crawl, or
-Kenney's top folder. Each category goes to the tuning or the validation part by a stable hash
-of its name (``split``, about 70/30); queries are the part's images that are not sheets,
-answered from the whole corpus. A category whose images are all tiles of one sheet has no
-query (its neighbours of the same category are all excluded).
+Corpus: the dev set (``bench/devset.py``: Crawl, Kenney, Teeworlds, Chromium B.S.U. and
+Minetest art, sheets cut into tiles as ``eval_quality`` does), about ``--size`` whole images
+from each of its two parts. Category and source pack (the same art style) are the dev set's;
+its tuning / validation split is by source pack (``devset.split_of``); queries are the part's
+images that are not sheets, answered from the whole corpus. A category whose images are all
+tiles of one sheet has no query (its neighbours of the same category are all excluded).
 
 For every candidate vector it reports, per part:
 
@@ -22,13 +22,12 @@ EfficientNet-Lite0 at 128 px), some of a greyscale copy of the input (one more p
 the lookup vector and the 2021 pipeline (``eval_quality.Prototype``). Each candidate's stored
 size (float16) is shown; the search keeps only vectors of at most 512 bytes.
 
-    python bench/eval_similar.py --size 1200            # about 3 minutes on a shared machine
+    python bench/eval_similar.py --size 800             # about 5 minutes on a shared machine
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from collections.abc import Callable
@@ -36,34 +35,35 @@ from pathlib import Path
 
 import numpy as np
 
+import devset
 from _common import Report, add_report_arguments
 from eval_quality import ROOT, Item, Prototype, build_corpus, hue_shift
 from ogasearch.embed.extractors import (
     OnnxEfficientNet,
     gem,
-    grey_input,
     kind_vector,
     l2_normalise,
 )
+from ogasearch.embed.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ogasearch.embed.signatures import prepare_image
 from ogasearch.progress import progress
 
-VALIDATION_SHARE = 0.3
 SWAP_DEGREES = 120.0
 MAX_BYTES = 512
 QUALITY_CODE = ["src/ogasearch/embed"]
 
 
-def split(category: str) -> str:
-    """'tuning' or 'validation' for a category (source pack), stable across runs and machines."""
-    h = int(hashlib.sha256(category.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "validation" if h < VALIDATION_SHARE else "tuning"
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def pack_of(category: str) -> str:
-    """The source set a category belongs to: Crawl, or a Kenney top folder."""
-    source, _, folder = category.partition("/")
-    return "crawl" if source == "crawl" else f"kenney/{folder.split('/')[0]}"
+def grey_input(batch: np.ndarray) -> np.ndarray:
+    """(n, 3, s, s) normalised model input -> the same input in grey (luma in all three
+    channels), normalised again: for candidates that a palette swap should not move."""
+    mean = IMAGENET_MEAN[None, :, None, None]
+    std = IMAGENET_STD[None, :, None, None]
+    pixels = batch * std + mean
+    luma = np.einsum("c,nchw->nhw", LUMA, pixels)[:, None]
+    return ((luma - mean) / std).astype(np.float32)
 
 
 Maps = dict[str, np.ndarray]
@@ -86,13 +86,15 @@ def _lookup(extractor: OnnxEfficientNet) -> Candidate:
 
 CANDIDATES: dict[str, Candidate] = {
     "stage5 GeM (192)": lambda c, g, x: l2_normalise(gem(c["stage5"])),
-    "stage5 avg (192)": lambda c, g, x: l2_normalise(c["stage5"].mean(axis=(2, 3))),
+    "stage5 avg (192): kind_vector": lambda c, g, x: kind_vector(c),
     "grey stage5 GeM (192)": lambda c, g, x: l2_normalise(gem(g["stage5"])),
     "grey stage5 avg (192)": lambda c, g, x: l2_normalise(g["stage5"].mean(axis=(2, 3))),
     "stage5 GeM, colour+grey mean (192)": lambda c, g, x: l2_normalise(
         l2_normalise(gem(c["stage5"])) + l2_normalise(gem(g["stage5"]))
     ),
-    "stage5 avg, colour+grey mean (192): kind_vector": lambda c, g, x: kind_vector(c, g),
+    "stage5 avg, colour+grey mean (192)": lambda c, g, x: l2_normalise(
+        l2_normalise(c["stage5"].mean(axis=(2, 3))) + l2_normalise(g["stage5"].mean(axis=(2, 3)))
+    ),
 }
 
 
@@ -117,13 +119,14 @@ def forward(extractor: OnnxEfficientNet, arrays: list[np.ndarray]) -> tuple[Maps
 def scores(
     vectors: np.ndarray,
     items: list[Item],
+    packs: list[str],
     queries: list[int],
     swap_of: dict[int, int],
 ) -> dict[str, float]:
     """The three measures for ``queries`` (indexes of ``items``) with ``vectors`` (rows: items,
     then the swaps)."""
     cat = [i.category for i in items]
-    pack = [pack_of(c) for c in cat]
+    pack = packs
     group = [i.parent if i.parent is not None else i.id for i in items]
     n = len(items)
     same_cat, same_pack, swap_hits = [], [], []
@@ -147,7 +150,7 @@ def scores(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--size", type=int, default=1200, help="whole images in the corpus")
+    ap.add_argument("--size", type=int, default=800, help="whole images per part")
     ap.add_argument("--queries", type=int, default=300, help="queries per part (at most)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", type=Path, default=ROOT / "ogasearch-data" / "models")
@@ -157,7 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     report = Report('Quality: "more like this" (kind of art)', args, depends=QUALITY_CODE)
     report.target(same_category="2021 + 0.10", same_pack=">= 2021", max_bytes=MAX_BYTES)
 
-    items = build_corpus(args.size, args.seed)
+    entries = devset.all_entries()
+    chosen = [
+        e for part in devset.SPLITS for e in devset.select(entries, part, args.size, args.seed)
+    ]
+    items = build_corpus(chosen)
+    # a tile takes its sheet's entry: its split and its source pack
+    entry_of = [chosen[i.parent if i.parent is not None else i.id] for i in items]
+    packs = [f"{e.source}/{e.pack}" for e in entry_of]
     rng = np.random.default_rng(args.seed)
     parts: dict[str, list[int]] = {"tuning": [], "validation": []}
     members: dict[str, set[int]] = {}
@@ -168,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, item in enumerate(items):
         # a query needs other images of its category than its own sheet's tiles
         if not item.is_sheet and len(members[item.category]) > 1:
-            parts[split(item.category)].append(i)
+            parts[entry_of[i].split].append(i)
     for name, ids in parts.items():
         if len(ids) > args.queries:
             parts[name] = sorted(rng.choice(ids, args.queries, replace=False).tolist())
@@ -195,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, fn in CANDIDATES.items():
         vectors[name] = fn(colour, grey, inputs)
-    tuning_rows = np.array([i for i, it in enumerate(items) if split(it.category) == "tuning"])
+    tuning_rows = np.array([i for i, e in enumerate(entry_of) if e.split == "tuning"])
     for source, maps in (("", colour), ("grey ", grey)):
         pooled = maps["head"].mean(axis=(2, 3))
         for whiten in (False, True):
@@ -211,11 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, dict[str, float]]] = {}
     for name, vecs in vectors.items():
         results[name] = {
-            p: scores(vecs.astype(np.float32), items, ids, swap_of) for p, ids in parts.items()
+            p: scores(vecs.astype(np.float32), items, packs, ids, swap_of)
+            for p, ids in parts.items()
         }
         print(name, results[name], file=sys.stderr)
     report.line(
-        f"Corpus: {len(items)} images (`eval_quality`'s); queries: {len(parts['tuning'])}"
+        f"Corpus: {len(items)} images (the dev set's); queries: {len(parts['tuning'])}"
         f" tuning ({len(cats['tuning'])} categories), {len(parts['validation'])} validation"
         f" ({len(cats['validation'])} categories: {', '.join(cats['validation'])})."
         " Own image, own sheet and sheet siblings excluded."

@@ -22,13 +22,14 @@ Measured on the quality benchmark (vector path only, recall@1 over seven transfo
 global average 0.789, stage-5 GeM 0.834, stage-5 GeM + thumbnail 0.907; lite1 / lite2 and
 inputs of 96-224 px were within +-0.006 of lite0 at 128 px and 1.3-4x slower.
 
-"More like this" uses a second, separate vector, the kind vector (``kind_vector``): the mean
-of the L2-normalised spatial averages of stage 5 (192-d, 384 bytes as float16) of the input
-and of a grey copy of it (``grey_input``, one more forward pass). The thumbnail makes the
-lookup vector reward the same pixels; the grey half keeps a palette swap of a sprite near it.
-Chosen on ``bench/eval_similar.py``'s tuning part over colour and grey GeM / average of stage
-5 and PCA-256 projections of the head (both parts' numbers are in docs/benchmarks.md): same
-category precision@10 0.586 on tuning (lookup vector 0.433, the 2021 pipeline 0.579).
+"More like this" uses a second, separate vector, the kind vector (``kind_vector``): the
+L2-normalised spatial average of stage 5 (192-d, 384 bytes as float16), from the same forward
+pass as the lookup vector. The thumbnail makes the lookup vector reward the same pixels.
+Measured on ``bench/eval_similar.py`` (both parts' numbers are in docs/benchmarks.md): same
+category precision@10 0.573 tuning / 0.742 validation (lookup vector 0.433 / 0.492, the 2021
+pipeline 0.579 / 0.780), a palette swap among the first 10 in 90% of queries. Averaging in
+the stage-5 average of a grey copy of the input scored 0.586 / 0.766 and 98% for palette swaps,
+but needs a second forward pass, which halves the embedding rate; not taken.
 """
 
 from __future__ import annotations
@@ -100,30 +101,14 @@ def thumbnail(batch: np.ndarray) -> np.ndarray:
     return (small.mean(axis=(3, 5)) - BACKGROUND_LEVEL).reshape(n, -1).astype(np.float32)
 
 
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def grey_input(batch: np.ndarray) -> np.ndarray:
-    """(n, 3, s, s) normalised model input -> the same input in grey (luma in all three
-    channels), normalised again: what the kind vector sees, so that a palette swap that keeps
-    the light and dark of a sprite keeps its kind vector."""
-    mean = IMAGENET_MEAN[None, :, None, None]
-    std = IMAGENET_STD[None, :, None, None]
-    pixels = batch * std + mean
-    luma = np.einsum("c,nchw->nhw", LUMA, pixels)[:, None]
-    return ((luma - mean) / std).astype(np.float32)
-
-
 KIND_LAYER = "stage5"
-KIND_RECIPE = "kind-stage5-avg-colour-grey"  # stored with every kind vector: a new one re-embeds
+KIND_RECIPE = "kind-stage5-avg"  # stored with every kind vector: a new one re-embeds
 
 
-def kind_vector(colour: dict[str, np.ndarray], grey: dict[str, np.ndarray]) -> np.ndarray:
-    """The kind vector (192-d, 384 bytes stored) from the feature maps of an input and of its
-    grey copy: the mean of their L2-normalised stage-5 spatial averages (see
-    ``bench/eval_similar.py``)."""
-    parts = [l2_normalise(maps[KIND_LAYER].mean(axis=(2, 3))) for maps in (colour, grey)]
-    return l2_normalise(parts[0] + parts[1])
+def kind_vector(maps: dict[str, np.ndarray]) -> np.ndarray:
+    """The kind vector (192-d, 384 bytes stored) from the feature maps of the lookup pass: the
+    L2-normalised spatial average of stage 5 (see ``bench/eval_similar.py``)."""
+    return l2_normalise(maps[KIND_LAYER].mean(axis=(2, 3)))
 
 
 class OnnxEfficientNet:
@@ -179,13 +164,12 @@ class OnnxEfficientNet:
         return self.pool(self.feature_maps(batch), batch)
 
     def embed_with_kind(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lookup vectors and kind vectors: one pass of the input, one of its grey copy."""
+        """Lookup vectors and kind vectors, both from one forward pass of the input."""
         if batch.shape[0] == 0:
             empty = np.zeros((0, self.kind_dim), dtype=np.float32)
             return np.zeros((0, self.dim), dtype=np.float32), empty
         maps = self.feature_maps(batch)
-        grey = self.feature_maps(grey_input(batch))
-        return self.pool(maps, batch), kind_vector(maps, grey)
+        return self.pool(maps, batch), kind_vector(maps)
 
 
 def default_models_dir() -> Path:
