@@ -8,6 +8,9 @@ Version 2 keeps them as one blob per image in ``embeddings.patches``
 by ``move_legacy_patches``, which the index stage calls: batch by batch (each batch one
 transaction, so a kill resumes where it stopped), with a progress bar, then the old table is
 dropped. No image is crawled, downloaded or embedded again.
+
+Version 2 -> 3 (the map): a new table ``map_points``, created by ``open_catalog`` like any
+missing table; the next ``update`` lays the map out (``artmap.stage``).
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ def upgrade_schema(conn: Connection, version: int) -> int:
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
         log.info("catalog upgraded to version 2: patch fingerprints move to embeddings.patches")
         version = 2
+    if version == 2:  # map_points is created by create_all before this runs
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
+        log.info("catalog upgraded to version 3: the map's points (the next update lays it out)")
+        version = 3
     return version
 
 
