@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 from playwright.sync_api import Browser, Page
 from sqlalchemy import delete, func, select, text, update
@@ -35,6 +36,7 @@ from ogasearch.artmap.pyramid import (
 from ogasearch.artmap.stage import build_map, mappable
 from ogasearch.catalog.db import open_catalog
 from ogasearch.catalog.schema import SCHEMA_VERSION, map_points, meta
+from ogasearch.cli import main
 from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
 from ogasearch.web.app import create_app
@@ -240,9 +242,10 @@ def test_new_images_are_placed_into_the_map_and_only_their_tiles_redrawn(
     }
     assert set(after) == set(before)
     assert build_map(engine, settings, BlobStore(folder / "store"))["tiles"] == 0  # nothing new
-    rebuilt = build_map(engine, settings, BlobStore(folder / "store"), rebuild=True)
-    assert rebuilt["fitted"] == len(before)
     engine.dispose()
+    rebuilt = CliRunner().invoke(main, ["map", "--rebuild", "--data", str(folder)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert f'"fitted": {len(before)}' in rebuilt.output
 
 
 # --- in Chromium ---

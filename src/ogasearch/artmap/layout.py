@@ -97,6 +97,8 @@ def fit_layout(vectors: np.ndarray, seed: int | None = None) -> tuple[Layout, np
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = tsne.fit(vectors)
+    # the progress callback is not part of the model (and a local function does not pickle)
+    model.gradient_descent_params.update(callbacks=None, use_callbacks=False)
     raw = np.asarray(model, dtype=np.float64)
     low, high = raw.min(axis=0), raw.max(axis=0)
     span = float(max(high - low)) or 1.0

@@ -1,6 +1,8 @@
 """The map stage (run by ``update`` after ``index``): lay the map out, place new images,
 draw the tiles they touch, name the regions.
 
+One worker at a time does it (a PostgreSQL advisory lock, and a lock file in the data folder).
+
 1. No map yet (or ``rebuild``, or a map drawn by an older ``MAP_VERSION``): fit the layout on
    every indexed whole image (tiles of sheets are left out), store the points, start a new
    pyramid. Fewer than ``layout.MIN_POINTS`` images: no map yet.
@@ -28,8 +30,10 @@ from ogasearch.artmap.labels import page_words, region_labels
 from ogasearch.artmap.layout import MIN_POINTS, Layout, fit_layout, load_layout
 from ogasearch.artmap.pyramid import draw_tiles, max_zoom, thumbnail
 from ogasearch.artmap.vectors import layout_vectors
+from ogasearch.catalog.locks import one_at_a_time
 from ogasearch.catalog.schema import embeddings, images, map_points
 from ogasearch.extract.pixels import PixelCache, pixel_rows, tile_box
+from ogasearch.index.files import folder_lock
 from ogasearch.progress import progress
 from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
@@ -52,7 +56,17 @@ def mappable() -> Any:
 def build_map(
     engine: Engine, settings: Settings, store: BlobStore, rebuild: bool = False
 ) -> dict[str, Any]:
-    """Bring the map up to date with the catalog; return what was done."""
+    """Bring the map up to date with the catalog; return what was done.
+
+    One worker at a time (workers sharing a catalog, or two updates of one data folder): the
+    next one finds the map up to date."""
+    data = settings.data
+    data.mkdir(parents=True, exist_ok=True)
+    with one_at_a_time(engine, "artmap.stage"), folder_lock(data / "map.lock", exclusive=True):
+        return _build(engine, settings, store, rebuild)
+
+
+def _build(engine: Engine, settings: Settings, store: BlobStore, rebuild: bool) -> dict[str, Any]:
     data = settings.data
     started = time.perf_counter()
     stats: dict[str, Any] = {"fitted": 0, "placed": 0, "tiles": 0}
