@@ -161,7 +161,7 @@ def main() -> None:
         zoom = max_zoom(len(ids))
         thumbs = sprites(which)
         started = time.perf_counter()
-        tiles = draw_tiles(data, ids, xy, ids, zoom, lambda wanted: {i: thumbs[i] for i in wanted})
+        tiles = draw_tiles(data, ids, xy, xy, zoom, lambda wanted: {i: thumbs[i] for i in wanted})
         tiles_s = time.perf_counter() - started
         disk = sum(p.stat().st_size for p in (data / "map").rglob("*.webp"))
         vocab = {i: {f"word{c}", f"theme{c % 20}"} for i, c in enumerate(which)}

@@ -35,7 +35,7 @@ from ogasearch.artmap.pyramid import (
 )
 from ogasearch.artmap.stage import build_map, mappable
 from ogasearch.catalog.db import open_catalog
-from ogasearch.catalog.schema import SCHEMA_VERSION, map_points, meta
+from ogasearch.catalog.schema import SCHEMA_VERSION, images, map_points, meta
 from ogasearch.cli import main
 from ogasearch.settings import Settings
 from ogasearch.store.blobs import BlobStore
@@ -242,10 +242,14 @@ def test_new_images_are_placed_into_the_map_and_only_their_tiles_redrawn(
     }
     assert set(after) == set(before)
     assert build_map(engine, settings, BlobStore(folder / "store"))["tiles"] == 0  # nothing new
+    with engine.begin() as conn:  # an image that leaves the index leaves the map
+        conn.execute(update(images).where(images.c.id == new[0]).values(indexed=False))
+    gone = build_map(engine, settings, BlobStore(folder / "store"))
+    assert gone["placed"] == 0 and gone["tiles"] > 0 and new[0] not in points(settings)
     engine.dispose()
     rebuilt = CliRunner().invoke(main, ["map", "--rebuild", "--data", str(folder)])
     assert rebuilt.exit_code == 0, rebuilt.output
-    assert f'"fitted": {len(before)}' in rebuilt.output
+    assert f'"fitted": {len(before) - 1}' in rebuilt.output  # all but the one gone
 
 
 # --- in Chromium ---

@@ -123,18 +123,19 @@ def parents(tiles: Iterable[Tile]) -> set[Tile]:
 
 
 def draw_tiles(
-    data: Path, ids: list[int], xy: np.ndarray, changed: list[int], zoom: int, thumbs: Thumbs
+    data: Path, ids: list[int], xy: np.ndarray, changed: np.ndarray, zoom: int, thumbs: Thumbs
 ) -> int:
-    """Redraw the deepest tiles under the points at rows ``changed`` of ``xy`` (every point:
-    ``ids`` and their map units), then their parents up to zoom 0; return tiles written."""
-    if not changed:
+    """Redraw the deepest tiles under the places ``changed`` (map units: new points, points
+    gone) from every point shown (``ids`` and their map units ``xy``), then their parents up
+    to zoom 0; return the tiles written."""
+    if not len(changed):
         return 0
     members = tile_members(xy, zoom)
-    leaves = sorted(tile_members(xy[changed], zoom))
+    leaves = sorted(tile_members(changed, zoom))
     written = 0
     with progress(len(leaves), "map: tiles", "tile") as bar:
         for tile in leaves:
-            points = [(ids[r], float(xy[r, 0]), float(xy[r, 1])) for r in members[tile]]
+            points = [(ids[r], float(xy[r, 0]), float(xy[r, 1])) for r in members.get(tile, [])]
             drawn = draw_leaf(tile, zoom, points, thumbs([p[0] for p in points]))
             save_tile(data, tile, zoom, drawn, leaf=True)
             written += 1

@@ -8,8 +8,9 @@ One worker at a time does it (a PostgreSQL advisory lock, and a lock file in the
    pyramid. Fewer than ``layout.MIN_POINTS`` images: no map yet.
 2. Indexed images without a point: placed by the fitted model (``Layout.place``), in batches,
    each committed (a kill resumes with the rest).
-3. Points not yet drawn: the deepest tiles under them are redrawn from thumbnails, then their
-   parents up to zoom 0; only then are the points marked drawn (a kill redraws them).
+3. Points not yet drawn, and points of images gone (or no longer indexed): the deepest tiles
+   under them are redrawn from thumbnails, then their parents up to zoom 0; only then are the
+   new points marked drawn and the gone ones deleted (a kill redraws them).
 4. The region labels and ``map.json``.
 """
 
@@ -136,28 +137,37 @@ def _place_new(engine: Engine, layout: Layout) -> int:
 
 
 def _draw(engine: Engine, settings: Settings, store: BlobStore, zoom: int) -> int:
-    """Redraw the tiles under the points not drawn yet, then mark them drawn; return how many
+    """Redraw the tiles under the points not drawn yet and under the points of images no
+    longer on the map; then mark the first drawn and delete the others. Return how many
     tiles were written."""
     pts = map_points.c
     with engine.connect() as conn:
-        undrawn = [int(i) for i in conn.execute(select(pts.image_id).where(~pts.drawn)).scalars()]
-    if not undrawn:
+        shown = {int(i) for i in conn.execute(mappable()).scalars()}
+        rows = conn.execute(select(pts.image_id, pts.x, pts.y, pts.drawn)).all()
+    kept = sorted((r for r in rows if int(r.image_id) in shown), key=lambda r: r.image_id)
+    undrawn = [int(r.image_id) for r in kept if not r.drawn]
+    gone = [r for r in rows if int(r.image_id) not in shown]
+    if not undrawn and not gone:
         return 0
-    ids, xy = _all_points(engine)
-    row_of = {image_id: row for row, image_id in enumerate(ids)}
+    ids = [int(r.image_id) for r in kept]
+    xy = np.array([(r.x, r.y) for r in kept], dtype=np.float64).reshape(-1, 2)
+    changed = np.array(
+        [(r.x, r.y) for r in kept if not r.drawn] + [(r.x, r.y) for r in gone], dtype=np.float64
+    ).reshape(-1, 2)
     pixels = PixelCache(store, settings.limits)
     written = draw_tiles(
-        settings.data,
-        ids,
-        xy,
-        [row_of[i] for i in undrawn],
-        zoom,
-        lambda wanted: _thumbnails(engine, pixels, wanted),
+        settings.data, ids, xy, changed, zoom, lambda wanted: _thumbnails(engine, pixels, wanted)
     )
     with engine.begin() as conn:
         for start in range(0, len(undrawn), PLACE_BATCH):
             chunk = undrawn[start : start + PLACE_BATCH]
             conn.execute(update(map_points).where(pts.image_id.in_(chunk)).values(drawn=True))
+        gone_ids = [int(r.image_id) for r in gone]
+        for start in range(0, len(gone_ids), PLACE_BATCH):
+            chunk = gone_ids[start : start + PLACE_BATCH]
+            conn.execute(delete(map_points).where(pts.image_id.in_(chunk)))
+    if gone:
+        log.info("map: %d images gone from the map", len(gone))
     return written
 
 

@@ -316,16 +316,13 @@ copy_group_members = Table(
 
 # Where an image lies on the 2D map, in map units (the square [0, 256) of Leaflet's zoom 0).
 # ``placed``: "fit" (laid out with the map) or "transform" (placed into an existing map);
-# ``drawn`` turns true once the map tiles under the point show it.
+# ``drawn`` turns true once the map tiles under the point show it. No foreign key on purpose:
+# the point of an image that is gone (or no longer indexed) stays until the map stage has
+# redrawn the tiles that show it, then goes.
 map_points = Table(
     "map_points",
     metadata,
-    Column(
-        "image_id",
-        ForeignKey("images.id", ondelete="CASCADE"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    Column("image_id", Integer, primary_key=True, autoincrement=False),
     Column("x", Float, nullable=False),
     Column("y", Float, nullable=False),
     Column("placed", String(20), nullable=False),
