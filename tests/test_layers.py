@@ -5,7 +5,8 @@ its ``ogasearch.*`` imports is collected, module-level and inside functions alik
 bottom to top (a layer may import any layer below it, and itself):
 
     settings, progress, budget -> catalog -> crawl -> store -> extract -> tiles -> embed -> index
-    -> workspace -> match -> provenance -> pipeline -> search -> web -> demo -> cli -> __main__
+    -> artmap -> workspace -> match -> provenance -> pipeline -> search -> web -> demo -> cli
+    -> __main__
 
 Names on one level are siblings and may not import each other. ``localsite`` (the local copy
 of OGA that the tests, the demo and the benchmarks serve) may import only ``settings`` and
@@ -35,6 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tiles",),
     ("embed",),
     ("index",),
+    ("artmap",),  # the map of all the art (its stage runs after index)
     ("workspace",),
     ("match",),  # the matcher the search and the provenance stage share
     ("provenance",),  # copies of art across pages (written by its stage, read by search)

@@ -21,19 +21,19 @@ import httpx
 import pytest
 from markupsafe import escape
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from ogasearch.localsite.kenney import sprite_bytes
 from ogasearch.web import ui
 from ogasearch.web.app import create_app
 from ogasearch.web.server import running_server
 from ogasearch.web.views import fit, licence_class, safe_link
+from support.browser import chromium
 from support.search_data import XSS_TITLE, SearchData, search_data
 
 ALIEN = "alien/alienBlue_front.png"
 ALIEN_PAGE = "alien-blue-player-character"
 IDLE = "animated_characters/female_adventurer/femaleAdventurer_idle.png"
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 
@@ -330,23 +330,8 @@ def test_favicon_is_the_drawn_icon(web: httpx.Client) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -210,6 +210,18 @@ def provenance(settings: Settings, rebuild: bool) -> None:
         _echo_stats("provenance", build_copy_groups(ws, rebuild=rebuild))
 
 
+@main.command(name="map")
+@common_options
+@click.option("--rebuild", is_flag=True, help="Lay the whole map out again (new layout).")
+def map_command(settings: Settings, rebuild: bool) -> None:
+    """Place new images on the map of all the art and draw their tiles."""
+    from ogasearch.pipeline import run_map
+    from ogasearch.workspace import Workspace
+
+    with Workspace(settings) as ws:
+        _echo_stats("map", run_map(ws, rebuild=rebuild))
+
+
 @main.command()
 @common_options
 @click.option("--flag", type=click.Choice(["different-author", "licence-conflict", "same-author"]))

@@ -1,8 +1,8 @@
 """The pipeline: every stage in order, each one resumable and idempotent on its own.
 
-``update`` = crawl -> download -> extract -> tiles -> embed -> index -> provenance. A stage only
-reads what the catalog says is pending, so killing ``update`` at any moment and running it again
-finishes the work without duplicating or losing a row.
+``update`` = crawl -> download -> extract -> tiles -> embed -> index -> map -> provenance. A
+stage only reads what the catalog says is pending, so killing ``update`` at any moment and
+running it again finishes the work without duplicating or losing a row.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ def run_index(ws: Workspace) -> Any:
     return {"vectors": vectors, "keywords": refresh_keywords(ws.engine)}
 
 
+def run_map(ws: Workspace, rebuild: bool = False) -> Any:
+    from ogasearch.artmap.stage import build_map
+
+    return build_map(ws.engine, ws.settings, ws.store, rebuild=rebuild)
+
+
 def run_provenance(ws: Workspace) -> Any:
     from ogasearch.provenance.stage import build_copy_groups
 
@@ -71,6 +77,7 @@ STAGES: dict[str, Callable[[Workspace], Any]] = {
     "tiles": run_tiles,
     "embed": run_embed,
     "index": run_index,
+    "map": run_map,
     "provenance": run_provenance,
 }
 

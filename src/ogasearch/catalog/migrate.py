@@ -12,6 +12,8 @@ dropped. No image is crawled, downloaded or embedded again.
 Version 2 -> 3 (kind vectors): the table ``kind_vectors`` is new (``create_all`` makes it);
 the embed stage then embeds again, from the blob store and with its progress bar, every image
 that has no kind vector of the current recipe (``embed.stage``); nothing is crawled again.
+Version 3 -> 4 (the map): a new table ``map_points``, created by ``open_catalog`` like any
+missing table; the next ``update`` lays the map out (``artmap.stage``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ def upgrade_schema(conn: Connection, version: int) -> int:
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
         log.info("catalog upgraded to version 3: the next embed adds a kind vector per image")
         version = 3
+    if version == 3:  # map_points is created by create_all before this runs
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="4"))
+        log.info("catalog upgraded to version 4: the map's points (the next update lays it out)")
+        version = 4
     return version
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 3  # 2: patch fingerprints in embeddings.patches; 3: kind_vectors (catalog.migrate)
+SCHEMA_VERSION = 4  # 2: patch fingerprints in embeddings.patches; 3: kind_vectors; 4: map_points
 
 metadata = MetaData()
 
@@ -323,4 +323,22 @@ copy_group_members = Table(
     Column("flags", String(200), nullable=False, default=""),
     Index("ix_copy_group_members_image", "image_id"),
     Index("ix_copy_group_members_page", "page_id"),
+)
+
+# -- the map of all the art (written by ``artmap.stage``, read by ``search.artmap``) ---------
+
+# Where an image lies on the 2D map, in map units (the square [0, 256) of Leaflet's zoom 0).
+# ``placed``: "fit" (laid out with the map) or "transform" (placed into an existing map);
+# ``drawn`` turns true once the map tiles under the point show it. No foreign key on purpose:
+# the point of an image that is gone (or no longer indexed) stays until the map stage has
+# redrawn the tiles that show it, then goes.
+map_points = Table(
+    "map_points",
+    metadata,
+    Column("image_id", Integer, primary_key=True, autoincrement=False),
+    Column("x", Float, nullable=False),
+    Column("y", Float, nullable=False),
+    Column("placed", String(20), nullable=False),
+    Column("drawn", Boolean, nullable=False, default=False),
+    Index("ix_map_points_drawn", "drawn"),
 )

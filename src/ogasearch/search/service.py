@@ -38,6 +38,7 @@ from ogasearch.match.ranking import (
 )
 from ogasearch.search import catalog_reads, keywords
 from ogasearch.search.cards import one_card_per_page
+from ogasearch.search.artmap import MapReader
 from ogasearch.search.grouping import group_results
 from ogasearch.search.kinds import KindScan
 from ogasearch.search.provenance import ConflictsPage, read_conflicts
@@ -59,10 +60,14 @@ class SearchService:
         self.ws = Workspace(settings, create=False)  # searching never creates a data folder
         self.vectors = RefreshingIndex(self.ws)
         self._kinds: KindScan | None = None
+        self.map = MapReader(self.ws)  # the map of all the art (``search.artmap``)
         self._matcher: Matcher | None = None
         outdated = self.index_outdated()
         if outdated:
             log.warning("%s", outdated)
+        map_outdated = self.map.outdated()
+        if map_outdated:
+            log.warning("%s", map_outdated)
 
     def index_outdated(self) -> str | None:
         """One line when the data folder's index is older than this code (or its patch table

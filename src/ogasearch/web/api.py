@@ -31,6 +31,10 @@ from ogasearch.web.schemas import (
     ConflictsOut,
     ErrorOut,
     ImageOut,
+    MapLabelOut,
+    MapLabelsOut,
+    MapPointOut,
+    MapPointsOut,
     SearchOut,
     TextSearchOut,
     conflicts_out,
@@ -240,3 +244,55 @@ def stats(service: Service) -> dict[str, Any]:
     """Counts of pages, files, images, tiles and indexed images; ``empty`` is true while
     nothing is indexed (``message`` says why when there is no catalog yet)."""
     return service.stats()
+
+
+# -- the map of all the art --------------------------------------------------------------------
+
+MAX_HIGHLIGHT = 500  # ids per /map/points request
+
+
+@router.get("/map/locate/{image_id}", response_model=MapPointOut, responses=_errors(404, 422))
+def map_locate(service: Service, image_id: int) -> MapPointOut:
+    """The image's map coordinates (a tile of a sheet: its sheet's)."""
+    point = service.map.locate(image_id)
+    if point is None:
+        raise QueryError(404, "not_found", f"image {image_id} is not on the map")
+    return MapPointOut(image_id=point.image_id, x=point.x, y=point.y)
+
+
+@router.get("/map/points", response_model=MapPointsOut, responses=_errors(422))
+def map_points_of(
+    service: Service,
+    ids: Annotated[str, Query(description="Image ids, comma-separated.", max_length=5000)],
+) -> MapPointsOut:
+    """Where those images lie (for "show on map"): the ones on the map, in the order given."""
+    try:
+        wanted = [int(i) for i in ids.split(",") if i.strip()][:MAX_HIGHLIGHT]
+    except ValueError:
+        raise QueryError(422, "bad_ids", "ids: comma-separated image ids") from None
+    points = service.map.locate_many(wanted)
+    return MapPointsOut(points=[MapPointOut(image_id=p.image_id, x=p.x, y=p.y) for p in points])
+
+
+@router.get("/map/at", response_model=MapPointOut, responses=_errors(404, 422))
+def map_at(
+    service: Service,
+    x: Annotated[float, Query(ge=-256, le=512)],
+    y: Annotated[float, Query(ge=-256, le=512)],
+    z: Annotated[int, Query(ge=0, le=12)],
+) -> MapPointOut:
+    """The image drawn at (x, y) map units when seen at zoom ``z`` (a click on the map)."""
+    point = service.map.at(x, y, z)
+    if point is None:
+        raise QueryError(404, "not_found", "no image there")
+    return MapPointOut(image_id=point.image_id, x=point.x, y=point.y)
+
+
+@router.get("/map/labels", response_model=MapLabelsOut, responses=_errors(422))
+def map_labels(service: Service, z: Annotated[int, Query(ge=0, le=12)]) -> MapLabelsOut:
+    """The region labels shown at zoom ``z``."""
+    labels = [
+        MapLabelOut(x=label.x, y=label.y, text=label.text, count=label.count)
+        for label in service.map.labels(z)
+    ]
+    return MapLabelsOut(zoom=z, labels=labels)

@@ -280,3 +280,39 @@ def conflicts_out(page: ConflictsPage, root_path: str = "") -> ConflictsOut:
         limit=page.limit,
         groups=[copy_group_out(g, root_path) for g in page.groups],
     )
+
+
+# -- the map of all the art --------------------------------------------------------------------
+
+MAP_UNITS = (
+    "Map units: the square [0, 256) that is one 256-pixel tile at zoom 0, y downwards; at zoom "
+    "z one unit is 2**z pixels (Leaflet CRS.Simple: lat = -y, lng = x)."
+)
+
+
+class MapPointOut(BaseModel):
+    """Where an image lies on the map (a tile of a sheet: where its sheet lies)."""
+
+    image_id: int
+    x: float = Field(description=MAP_UNITS)
+    y: float = Field(description=MAP_UNITS)
+
+
+class MapPointsOut(BaseModel):
+    """The points of the images asked for that are on the map, in the order asked."""
+
+    points: list[MapPointOut]
+
+
+class MapLabelOut(BaseModel):
+    """A region of the map named by its pages' most particular title and tag words."""
+
+    x: float = Field(description=MAP_UNITS)
+    y: float = Field(description=MAP_UNITS)
+    text: str
+    count: int = Field(description="Images in the region.")
+
+
+class MapLabelsOut(BaseModel):
+    zoom: int
+    labels: list[MapLabelOut]

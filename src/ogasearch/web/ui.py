@@ -13,6 +13,7 @@ busy server answers 503); ``?upload=`` re-runs only the visitor's own recent upl
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -418,4 +420,45 @@ def query_image(key: str, cache: Cache) -> Response:
         raise QueryError(404, "not_found", "no such query image (it may have expired)")
     return Response(
         data, media_type=image_media_type(data), headers={"Cache-Control": "private, max-age=600"}
+    )
+
+
+# -- the map of all the art --------------------------------------------------------------------
+
+_IDS = re.compile(r"^\d+(,\d+)*$")
+MAX_HIGHLIGHT = 500  # results a "show on map" link may highlight
+
+
+def _empty_tile() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (1, 1)).save(out, "WEBP", lossless=True)
+    return out.getvalue()
+
+
+EMPTY_TILE = _empty_tile()  # where the map has no image: Leaflet stretches it, transparent
+
+
+@router.get("/map", response_class=HTMLResponse)
+def map_page(request: Request, service: Service) -> HTMLResponse:
+    """The map of all the art; ``?highlight=ID,ID`` marks those images (a result list)."""
+    highlight = request.query_params.get("highlight", "").strip()
+    ids = highlight.split(",")[:MAX_HIGHLIGHT] if _IDS.match(highlight) else []
+    context = {
+        "info": service.map.info(),
+        "outdated": service.map.outdated(),
+        "highlight": ",".join(ids),
+    }
+    response = templates.TemplateResponse(request, "map.html", context)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+@router.get("/map/tiles/{z}/{x}/{y}.webp")
+def map_tile(z: int, x: int, y: int, service: Service) -> Response:
+    """One 256-pixel tile of the map (an empty one where nothing is drawn)."""
+    data = service.map.tile(z, x, y)
+    return Response(
+        EMPTY_TILE if data is None else data,
+        media_type="image/webp",
+        headers={"Cache-Control": "public, max-age=300"},
     )
