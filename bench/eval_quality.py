@@ -39,7 +39,8 @@ import numpy as np
 from PIL import Image
 
 from _common import CRAWL_TILES, Report, add_report_arguments, kenney_images
-from ogasearch.embed.extractors import OnnxEfficientNet, PoolingSpec
+from ogasearch.embed.codec import CodedExtractor, fit_codec
+from ogasearch.embed.extractors import FeatureExtractor, OnnxEfficientNet, PoolingSpec
 from ogasearch.embed.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -318,14 +319,25 @@ class Ogasearch:
     name = "ogasearch (canonical pixels, hashes, CNN + mirror, regions, tiles)"
 
     def __init__(
-        self, models_dir: Path, variant: str, size: int, workers: int, config: MatchConfig
+        self,
+        models_dir: Path,
+        variant: str,
+        size: int,
+        workers: int,
+        config: MatchConfig,
+        codec_dim: int = 0,
     ) -> None:
-        self.extractor = OnnxEfficientNet(variant, size, models_dir)
+        self.extractor: FeatureExtractor = OnnxEfficientNet(variant, size, models_dir)
         self.workers = workers
         self.config = config
+        self.codec_dim = codec_dim
 
     def index(self, items: list[Item]) -> None:
         vecs, hashes = signatures([i.image for i in items], self.extractor, workers=self.workers)
+        if self.codec_dim:  # as `ogasearch update` stores them: fitted here, float16
+            codec = fit_codec(vecs, self.extractor.name, dim=self.codec_dim)
+            self.extractor = CodedExtractor(self.extractor, codec)
+            vecs = codec.project(vecs).astype(np.float16).astype(np.float32)
         self.vectors = InMemoryVectors(self.extractor.dim)
         self.vectors.add([i.id for i in items], vecs, [i.parent is not None for i in items])
         self.hashes = InMemoryHashes()
@@ -468,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the prototype's pipeline (default: yes)",
     )
     ap.add_argument("--transforms", default=",".join(TRANSFORMS))
+    ap.add_argument(
+        "--codec", type=int, default=0, help="compact vectors: fitted dimensions (0: full)"
+    )
     ap.add_argument("--no-mirror", action="store_true")
     ap.add_argument("--no-hashes", action="store_true")
     ap.add_argument("--no-regions", action="store_true")
@@ -505,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         patches=not args.no_patches,
     )
     pipelines: list[Prototype | Ogasearch] = [
-        Ogasearch(args.models, args.variant, args.input_size, args.workers, config)
+        Ogasearch(args.models, args.variant, args.input_size, args.workers, config, args.codec)
     ]
     if args.baseline:
         pipelines.append(Prototype(args.models, args.variant))
@@ -529,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus_images=len(items),
         size=args.size,
         queries_per_transform=args.queries,
+        codec_dim=args.codec,
         queries=len(queries),
         full_size=ap.get_default("size"),
         full_queries_per_transform=ap.get_default("queries"),

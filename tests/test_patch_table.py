@@ -14,7 +14,7 @@ from sqlalchemy import Engine, insert, select, text, update
 from ogasearch.catalog.db import open_catalog
 from ogasearch.catalog.fingerprints import decode_fingerprints, encode_fingerprints, patch_changes
 from ogasearch.catalog.migrate import has_legacy_patches
-from ogasearch.catalog.schema import embeddings, files, images, meta, pages
+from ogasearch.catalog.schema import SCHEMA_VERSION, embeddings, files, images, meta, pages
 from ogasearch.catalog.vectors import encode_vector
 from ogasearch.embed.patches import COMMON
 from ogasearch.index import HnswIndex
@@ -160,7 +160,7 @@ def test_a_version_1_catalog_is_upgraded_and_its_rows_moved(tmp_path: Path) -> N
     with engine.connect() as conn:
         blobs = dict(conn.execute(select(embeddings.c.image_id, embeddings.c.patches)).all())
         version = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version"))
-        assert version.scalar_one() == "2"
+        assert version.scalar_one() == str(SCHEMA_VERSION)
     assert {i: decode_fingerprints(b).tolist() for i, b in blobs.items()} == {
         1: [1, 10, 20],  # keys: BIG's low 32 bits are 1
         2: [20],

@@ -32,7 +32,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2  # 2: patch fingerprints in embeddings.patches (catalog.migrate)
+# 2: patch fingerprints in embeddings.patches; 3: no index on images.pixel_sha256 (catalog.migrate)
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -201,7 +202,8 @@ images = Table(
     Column("tile_w", Integer),
     Column("tile_h", Integer),
     Column("sha256", String(64), nullable=False),  # bytes of the stored blob (whole images)
-    Column("pixel_sha256", String(64)),  # RGBA pixels of the first frame: format-independent
+    # RGBA pixels of the first frame: format-independent (read with the row, never looked up)
+    Column("pixel_sha256", String(64)),
     Column("phash", String(16)),  # 64-bit perceptual hash, hex
     # hash of the canonical form (upscale undone, cropped, alpha normalised; set by embed):
     # groups re-uploads of one image and answers exact/near-duplicate queries
@@ -218,7 +220,6 @@ images = Table(
     Column("error", Text),
     UniqueConstraint("file_id", "archive_path", "box", name="uq_images_occurrence"),
     Index("ix_images_sha256", "sha256"),
-    Index("ix_images_pixel_sha256", "pixel_sha256"),
     Index("ix_images_canonical_sha256", "canonical_sha256"),
     Index("ix_images_structure_sha256", "structure_sha256"),
     Index("ix_images_parent", "parent_id"),
@@ -227,7 +228,9 @@ images = Table(
 )
 
 # One feature vector per image and model (written by the embed stage, read by the index stage
-# and by index rebuilds). ``vector`` holds float16 little-endian bytes, L2-normalised.
+# and by index rebuilds). ``vector`` holds float16 little-endian bytes, L2-normalised: the
+# model's full vector until a codec is fitted, then its code (``embed.codec``; ``model`` then
+# names the codec too, ``dim`` is the code's).
 # ``patches``: the image's patch fingerprints (``embed.patches``), hashes of a sample of its
 # pixel patches which a crop of it, a tile cut from it or a screenshot showing it still holds,
 # as one blob of their sorted 32-bit keys (``catalog.fingerprints``; NULL or empty: none).

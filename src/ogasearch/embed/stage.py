@@ -4,7 +4,8 @@ L2-normalised vector.
 Claims ``images.embed_state = 'pending'`` rows in batches; for each batch, decodes the pixels
 (tiles are cropped from their sheet), canonicalises them and takes their hashes
 (``embed.signatures.prepare_image``), runs the feature extractor, and writes the vectors
-(``embeddings.vector``, float16), the fingerprints (``embeddings.patches``, one blob per
+(``embeddings.vector``, float16; compact once a codec is fitted: ``embed.compact``), the
+fingerprints (``embeddings.patches``, one blob per
 image: ``catalog.fingerprints``) and the hashes with
 ``embed_state = 'done'`` in one transaction. Undecodable images become ``failed`` with the
 reason, and the batch goes on.
@@ -28,6 +29,8 @@ from ogasearch.catalog.fingerprints import encode_fingerprints
 from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import embeddings, images
 from ogasearch.catalog.vectors import encode_vector
+from ogasearch.embed.codec import CodedExtractor
+from ogasearch.embed.compact import reencode
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.embed.signatures import Prepared, prepare_image
 from ogasearch.extract.images import ImageRejected
@@ -93,6 +96,8 @@ def embed(
     """Embed every pending image and tile, ``settings.embed_batch`` per transaction."""
     stats = EmbedStats()
     extractor = extractor or get_extractor(settings.extractor, settings.models_dir)
+    if isinstance(extractor, CodedExtractor):  # full vectors stored before the codec: encode
+        reencode(engine, extractor)
     _requeue_stale(engine, extractor)
     pending = _pending()
     total = pending.count(engine)

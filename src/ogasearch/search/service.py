@@ -23,6 +23,7 @@ from ogasearch.catalog import CatalogMissing
 from ogasearch.catalog.migrate import has_legacy_patches
 from ogasearch.catalog.stats import catalog_stats
 from ogasearch.catalog.vectors import decode_vectors
+from ogasearch.embed.compact import compaction_problem
 from ogasearch.embed.extractors import ModelUnavailable
 from ogasearch.extract.pixels import load_pixels, tile_box
 from ogasearch.index import MAX_K
@@ -79,9 +80,12 @@ class SearchService:
             if not catalog_reads.any_indexed(conn):
                 return None
         try:
+            compaction = compaction_problem(engine, self.ws.extractor, self.ws.model, self.settings)
             problem = self.ws.patches.problem
         except ModelUnavailable:
             return None  # said when a search needs the model
+        if compaction:
+            return compaction
         if problem is None:
             return None
         return f"{problem}: run `ogasearch update` or `ogasearch check` to build it"
