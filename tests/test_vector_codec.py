@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import create_engine, text
 
-from ogasearch.embed.codec import CodecError, CodedExtractor, VectorCodec, codec_path, fit_codec
+from ogasearch.catalog import open_catalog
+from ogasearch.embed.codec import CodecError, CodedExtractor, VectorCodec, fit_codec
+from ogasearch.embed.compact import load_codec, save_codec
 from ogasearch.localsite import RunningSite, build_site, serve_site
 from ogasearch.search.service import SearchService
 from ogasearch.settings import load_settings
@@ -43,10 +45,12 @@ def test_codec_round_trip_keeps_neighbours_and_refit_changes_its_name(tmp_path: 
     rng = np.random.default_rng(0)
     vectors = _clustered(rng, 400)
     codec = fit_codec(vectors[:300], "fixed", dim=24)
-    path = codec_path(tmp_path, "fixed")
-    codec.save(path)
-    loaded = VectorCodec.load(path)
+    engine = open_catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    assert load_codec(engine, "fixed") is None
+    assert save_codec(engine, codec, replace=False).ident == codec.ident
+    loaded = load_codec(engine, "fixed")
     assert loaded is not None and loaded.ident == codec.ident and loaded.dim == 24
+    np.testing.assert_array_equal(loaded.components, codec.components)
     held_out = vectors[300:]
     codes = loaded.project(held_out)
     assert codes.shape == (100, 24)
@@ -60,20 +64,21 @@ def test_codec_round_trip_keeps_neighbours_and_refit_changes_its_name(tmp_path: 
     np.testing.assert_allclose(coded.embed(held_out), codes, atol=1e-6)
     refitted = fit_codec(_clustered(np.random.default_rng(1), 300), "fixed", dim=24)
     assert refitted.ident != codec.ident
+    # a worker that fitted second keeps the first codec; a refit replaces it
+    assert save_codec(engine, refitted, replace=False).ident == codec.ident
+    assert save_codec(engine, refitted, replace=True).ident == refitted.ident
+    engine.dispose()
 
 
-def test_codec_refuses_what_it_cannot_do(tmp_path: Path) -> None:
+def test_codec_refuses_what_it_cannot_do() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(CodecError, match="more than 24 vectors"):
         fit_codec(_clustered(rng, 20), "fixed", dim=24)
     other = fit_codec(_clustered(rng, 100), "another", dim=24)
     with pytest.raises(CodecError, match="refit"):
         CodedExtractor(_Fixed(), other)
-    assert VectorCodec.load(tmp_path / "none.npz") is None
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"not a codec")
     with pytest.raises(CodecError, match="not a vector codec"):
-        VectorCodec.load(bad)
+        VectorCodec.from_bytes(b"not a codec", "here")
 
 
 # -- a data folder of full vectors, upgraded -------------------------------------------------
@@ -93,6 +98,14 @@ def _rows(data: Path, query: str) -> list[tuple]:
     try:
         with engine.connect() as conn:
             return [tuple(r) for r in conn.execute(text(query))]
+    finally:
+        engine.dispose()
+
+
+def _codec(data: Path) -> VectorCodec | None:
+    engine = create_engine(sqlite_url(data))
+    try:
+        return load_codec(engine, MODEL)
     finally:
         engine.dispose()
 
@@ -129,7 +142,7 @@ def test_full_vectors_are_compacted_by_the_next_update_then_refitted(
 
     proc = run_cli(data, site.base_url, *update_args(stages), timeout=900, **SMALL)
     assert '"embedded": 0' in proc.stdout  # re-encoded, not embedded again
-    codec = VectorCodec.load(codec_path(data / "models", MODEL))
+    codec = _codec(data)
     assert codec is not None and codec.dim == 48
     coded = f"{MODEL}+{codec.ident}"
     after = _rows(data, "SELECT image_id, model, dim, length(vector) FROM embeddings")
@@ -145,7 +158,7 @@ def test_full_vectors_are_compacted_by_the_next_update_then_refitted(
     assert _finds_itself(data, ids[::3]) == []
 
     proc = run_cli(data, site.base_url, "vectors", "--refit", timeout=900, **SMALL)
-    refitted = VectorCodec.load(codec_path(data / "models", MODEL))
+    refitted = _codec(data)
     assert refitted is not None and refitted.ident != codec.ident
     assert refitted.ident in proc.stdout
     models = _rows(data, "SELECT DISTINCT model FROM embeddings")

@@ -269,7 +269,7 @@ _stage_command("index", "Add embedded images to the vector index; refresh keywor
 def vectors(settings: Settings, refit: bool, sample: int) -> None:
     """Show the compact-vector codec of this data folder; --refit fits a new one on a sample
     of the catalog's images (embedded again from the blob store) and re-embeds every image."""
-    from ogasearch.embed.codec import VectorCodec
+    from ogasearch.embed.compact import load_codec
     from ogasearch.embed.compact import refit as run_refit
     from ogasearch.pipeline import update
     from ogasearch.workspace import Workspace
@@ -278,18 +278,18 @@ def vectors(settings: Settings, refit: bool, sample: int) -> None:
         if refit:
             ws.check_extractor()
             _ = ws.extractor  # the vector space being left: codec_changed removes its index
-            run_refit(ws.engine, settings, ws.store, ws.model, ws.codec_file, sample)
+            run_refit(ws.engine, settings, ws.store, ws.model, sample)
             ws.codec_changed()
             for name, stats in update(ws, stages=["embed", "index"]).items():
                 _echo_stats(name, stats)
-        codec = VectorCodec.load(ws.codec_file)
+        codec = load_codec(ws.engine, settings.extractor)
     if codec is None:
-        click.echo(f"no codec yet in {ws.codec_file}: vectors are stored full")
+        click.echo("no vector codec yet: vectors are stored full")
     else:
         click.echo(
             f"codec {codec.ident}: {codec.source_dim}-d -> {codec.dim}-d float16"
             f" ({2 * codec.dim} B per vector), fitted on {codec.fitted_on} vectors"
-            f" at {codec.fitted_at}; {ws.codec_file}"
+            f" at {codec.fitted_at}"
         )
 
 

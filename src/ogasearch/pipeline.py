@@ -49,9 +49,8 @@ def run_embed(ws: Workspace) -> Any:
     from ogasearch.embed.stage import embed
 
     stats = embed(ws.engine, ws.settings, ws.store, ws.extractor)
-    if ws.extractor is ws.model and fit_from_catalog(
-        ws.engine, ws.model, ws.codec_file, ws.settings
-    ):  # enough full vectors now: the codec is fitted, they are re-encoded
+    # enough full vectors now: the codec is fitted, they are re-encoded
+    if ws.extractor is ws.model and fit_from_catalog(ws.engine, ws.model, ws.settings):
         ws.codec_changed()
         embed(ws.engine, ws.settings, ws.store, ws.extractor)
     return stats

@@ -21,7 +21,8 @@ from sqlalchemy import Engine
 from ogasearch.catalog import CatalogMissing, masked_url, open_catalog
 from ogasearch.crawl.http import PoliteClient
 from ogasearch.embed import extractors
-from ogasearch.embed.codec import CodedExtractor, VectorCodec, codec_path
+from ogasearch.embed.codec import CodedExtractor
+from ogasearch.embed.compact import load_codec
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.index import VectorIndex, open_index
 from ogasearch.index.base import is_milvus_uri
@@ -74,15 +75,11 @@ class Workspace:
         """The feature extractor itself: full vectors (what a codec is fitted on)."""
         return get_extractor(self.settings.extractor, self.settings.models_dir)
 
-    @property
-    def codec_file(self) -> Path:
-        return codec_path(self.settings.models_dir, self.settings.extractor)
-
     @cached_property
     def extractor(self) -> FeatureExtractor:
         """The vectors this data folder stores, indexes and searches: the model's, projected
         by the codec fitted on this catalog (``embed.codec``), or full until there is one."""
-        codec = VectorCodec.load(self.codec_file)
+        codec = load_codec(self.engine, self.settings.extractor)
         return self.model if codec is None else CodedExtractor(self.model, codec)
 
     def codec_changed(self) -> None:

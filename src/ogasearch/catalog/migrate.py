@@ -9,9 +9,11 @@ by ``move_legacy_patches``, which the index stage calls: batch by batch (each ba
 transaction, so a kill resumes where it stopped), with a progress bar, then the old table is
 dropped. No image is crawled, downloaded or embedded again.
 
-Version 2 -> 3: the index on ``images.pixel_sha256`` is dropped (nothing looks an image up by
-it; 87 bytes per image on the 100-page benchmark site). Compact vectors need no schema change:
-``embed.compact`` re-encodes stored vectors on the next ``update``.
+Version 2 -> 3: the indexes on ``images.pixel_sha256`` and ``files.sha256`` are dropped
+(nothing looks a row up by them), and those of the canonical and structure hashes are rebuilt
+on their first 12 hex digits (``schema.hash_key``); measured in docs/benchmarks.md. Compact
+vectors need no schema change: ``embed.compact`` re-encodes stored vectors on the next
+``update``.
 """
 
 from __future__ import annotations
@@ -36,14 +38,18 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.schema import CreateIndex
 
 from ogasearch.catalog.fingerprints import encode_fingerprints, note_patch_change
-from ogasearch.catalog.schema import embeddings, meta
+from ogasearch.catalog.schema import HASH_KEY_INDEXES, embeddings, meta
 from ogasearch.progress import progress
 
 log = logging.getLogger(__name__)
 
 BATCH = 1_000  # images moved per transaction
+# dropped by version 3: unused, and the hash indexes HASH_KEY_INDEXES replace
+UNUSED_INDEXES = ("ix_images_pixel_sha256", "ix_files_sha256")
+FULL_HASH_INDEXES = ("ix_images_canonical_sha256", "ix_images_structure_sha256")
 
 # The version-1 table, only to read it out and drop it (not part of ``schema.metadata``).
 legacy_patches = Table(
@@ -65,9 +71,12 @@ def upgrade_schema(conn: Connection, version: int) -> int:
         log.info("catalog upgraded to version 2: patch fingerprints move to embeddings.patches")
         version = 2
     if version == 2:
-        conn.execute(text("DROP INDEX IF EXISTS ix_images_pixel_sha256"))
+        for name in (*UNUSED_INDEXES, *FULL_HASH_INDEXES):
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        for index in HASH_KEY_INDEXES:
+            conn.execute(CreateIndex(index, if_not_exists=True))
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="3"))
-        log.info("catalog upgraded to version 3: index on images.pixel_sha256 dropped (unused)")
+        log.info("catalog upgraded to version 3: unused indexes dropped")
         version = 3
     return version
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -30,9 +31,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 
-# 2: patch fingerprints in embeddings.patches; 3: no index on images.pixel_sha256 (catalog.migrate)
+# 2: patch fingerprints in embeddings.patches; 3: no unused hash indexes (catalog.migrate)
 SCHEMA_VERSION = 3
 
 metadata = MetaData()
@@ -148,7 +151,7 @@ files = Table(
     Column("state", String(20), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
-    Column("sha256", String(64)),
+    Column("sha256", String(64)),  # the stored blob (read with the row, never looked up)
     Column("size", BigInteger),
     Column("content_type", String(200)),
     Column("etag", String(500)),
@@ -157,7 +160,6 @@ files = Table(
     Column("extracted_at", DateTime(timezone=True)),
     UniqueConstraint("page_id", "url", name="uq_files_page_url"),
     Index("ix_files_state", "state"),
-    Index("ix_files_sha256", "sha256"),
 )
 
 # Content-addressed blobs in the store (``store/ab/cd/<sha256>``).
@@ -220,11 +222,26 @@ images = Table(
     Column("error", Text),
     UniqueConstraint("file_id", "archive_path", "box", name="uq_images_occurrence"),
     Index("ix_images_sha256", "sha256"),
-    Index("ix_images_canonical_sha256", "canonical_sha256"),
-    Index("ix_images_structure_sha256", "structure_sha256"),
     Index("ix_images_parent", "parent_id"),
     Index("ix_images_tiles_state", "tiles_state"),
     Index("ix_images_embed_state", "embed_state"),
+)
+
+# The canonical and structure hashes are looked up by their first ``HASH_KEY_CHARS`` hex digits
+# (48 bits: the lookup then compares the whole value), so their indexes hold a quarter of the
+# bytes: a lookup filters on ``hash_key(column)`` and on the column itself.
+HASH_KEY_CHARS = 12
+
+
+def hash_key(column: ColumnElement[str]) -> ColumnElement[str]:
+    """The indexed prefix of a hash column (constants inline: SQLite matches an expression
+    index only on the same expression)."""
+    return func.substr(column, literal_column("1"), literal_column(str(HASH_KEY_CHARS)))
+
+
+HASH_KEY_INDEXES = (
+    Index("ix_images_canonical_key", hash_key(images.c.canonical_sha256)),
+    Index("ix_images_structure_key", hash_key(images.c.structure_sha256)),
 )
 
 # One feature vector per image and model (written by the embed stage, read by the index stage
@@ -243,6 +260,17 @@ embeddings = Table(
     Column("dim", Integer, nullable=False),
     Column("vector", LargeBinary, nullable=False),
     Column("patches", LargeBinary),
+)
+
+# The fitted vector codec of each extractor and vector kind (``embed.codec``): a refit replaces
+# the row. In the catalog, not beside it, so that every worker sharing the catalog projects
+# with the same codec. ``payload``: npz bytes (float16 components and what they were fitted on).
+codecs = Table(
+    "codecs",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("kind", String(50), primary_key=True),
+    Column("payload", LargeBinary, nullable=False),
 )
 
 # Append-only log of every failure: which stage, which item, why.

@@ -9,8 +9,9 @@ catalog's ``embeddings.vector``); the vector index is built from it and a query 
 projected the same way (``CodedExtractor``), so every path compares like with like.
 
 A codec belongs to one extractor and one vector *kind* (``"lookup"``: the reverse-search
-vector; another kind fits its own): ``codec_path`` is ``MODELS/<model>.<kind>-codec.npz``.
-Its ``ident`` (dimension + a hash of the matrix) is part of the name stored with every vector
+vector; another kind fits its own), and to one catalog: it is stored in the catalog's
+``codecs`` table (``embed.compact``), so that every worker sharing it projects alike. Its
+``ident`` (dimension + a hash of the matrix) is part of the name stored with every vector
 (``CodedExtractor.name``), so vectors of another codec (or none) are told apart, and the index
 of each codec is a folder (or Milvus collection) of its own.
 
@@ -21,10 +22,10 @@ vectors"): recall within 0.005 of the full vectors at 256 dimensions.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +38,7 @@ DEFAULT_DIM = 256  # x float16 = 512 bytes per image
 
 
 class CodecError(ModelUnavailable):
-    """A codec that cannot be used (one line: which file, what is wrong): like a missing
+    """A codec that cannot be used (one line: which, what is wrong): like a missing
     model, the vectors of this data folder cannot be made without it."""
 
 
@@ -70,10 +71,9 @@ class VectorCodec:
         x = np.asarray(vectors, dtype=np.float32).reshape(-1, self.source_dim)
         return l2_normalise(x @ self.components.T)
 
-    def save(self, path: Path) -> None:
-        """Write atomically (temp file, rename): a reader sees the old codec or the new one."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+    def to_bytes(self) -> bytes:
+        """npz bytes: the components as float16 (half the bytes; the codes are float16
+        too) and what they were fitted on."""
         info = {
             "format": FORMAT,
             "model": self.model,
@@ -81,23 +81,23 @@ class VectorCodec:
             "fitted_on": self.fitted_on,
             "fitted_at": self.fitted_at,
         }
-        with tmp.open("wb") as fh:
-            np.savez(fh, components=self.components, info=np.array(json.dumps(info)))
-        tmp.replace(path)
+        out = io.BytesIO()
+        np.savez_compressed(
+            out, components=self.components.astype(np.float16), info=np.array(json.dumps(info))
+        )
+        return out.getvalue()
 
     @classmethod
-    def load(cls, path: Path) -> VectorCodec | None:
-        """The codec in ``path``; None when there is none (not fitted yet)."""
+    def from_bytes(cls, payload: bytes, where: str) -> VectorCodec:
+        """The codec of ``to_bytes``; ``CodecError`` naming ``where`` when it is not one."""
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with np.load(io.BytesIO(payload), allow_pickle=False) as data:
                 components = np.asarray(data["components"], dtype=np.float32)
                 info = json.loads(str(data["info"]))
-        except FileNotFoundError:
-            return None
         except (OSError, KeyError, ValueError) as exc:
-            raise CodecError(f"{path}: not a vector codec ({exc}); refit it") from exc
+            raise CodecError(f"{where}: not a vector codec ({exc}); refit it") from exc
         if int(info.get("format", -1)) != FORMAT:
-            raise CodecError(f"{path}: codec format {info.get('format')!r}, this reads {FORMAT}")
+            raise CodecError(f"{where}: codec format {info.get('format')!r}, this reads {FORMAT}")
         return cls(
             str(info["model"]),
             str(info["kind"]),
@@ -118,13 +118,10 @@ def fit_codec(
             f" dimensions, got {x.shape}"
         )
     _, _, vt = np.linalg.svd(x.astype(np.float64), full_matrices=False)
-    components = np.ascontiguousarray(vt[:dim], dtype=np.float32)
+    # rounded as stored (``to_bytes``), so the codec in use is the one saved
+    components = vt[:dim].astype(np.float16).astype(np.float32)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     return VectorCodec(model, kind, components, int(x.shape[0]), now)
-
-
-def codec_path(models_dir: Path, model: str, kind: str = LOOKUP) -> Path:
-    return models_dir / f"{model}.{kind}-codec.npz"
 
 
 class CodedExtractor:

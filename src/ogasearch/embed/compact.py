@@ -6,12 +6,13 @@ Life of a data folder (``embed.codec`` holds the codec itself):
    stage stores full vectors (float16) and the index holds them (a fresh folder's first update
    of a small site stays there; a codec fitted on fewer vectors would not generalise).
 2. At the end of the embed stage (``pipeline.run_embed``), once there are enough,
-   ``fit_from_catalog`` fits the codec on a random sample of the stored full vectors and saves
-   it beside the model; ``reencode`` then replaces every full vector by its code (batch by
-   batch, one transaction each, with progress: a kill resumes where it stopped) and marks the
-   image not indexed, so the index stage builds the index of the new vector space. A data
-   folder from before compact vectors takes the same path on its next ``update``: nothing is
-   crawled, downloaded or embedded again.
+   ``fit_from_catalog`` fits the codec on a random sample of the stored full vectors and
+   stores it in the catalog (a codec another worker stored first wins); ``reencode`` then
+   replaces every full vector by its code (batch by batch, one transaction each, with
+   progress: a kill resumes where it stopped) and marks the image not indexed, so the index
+   stage builds the index of the new vector space. A data folder from before compact vectors
+   takes the same path on its next ``update``: nothing is crawled, downloaded or embedded
+   again.
 3. ``refit`` (``ogasearch vectors --refit``) fits a new codec. Codes cannot be refitted (the
    directions they dropped are gone), so it re-embeds a sample of images from the blob store
    for full vectors; the new codec's name differs from the one stored with every vector, so
@@ -23,16 +24,16 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import ColumnElement, Engine, Row, bindparam, func, select, text, update
 from sqlalchemy.engine import Connection
 
+from ogasearch.catalog.dialect import insert_ignore
 from ogasearch.catalog.runner import Pending, run
-from ogasearch.catalog.schema import embeddings, images
+from ogasearch.catalog.schema import codecs, embeddings, images
 from ogasearch.catalog.vectors import decode_vectors, encode_vector
-from ogasearch.embed.codec import CodedExtractor, VectorCodec, fit_codec
+from ogasearch.embed.codec import LOOKUP, CodedExtractor, VectorCodec, fit_codec
 from ogasearch.embed.extractors import FeatureExtractor
 from ogasearch.embed.signatures import prepare_image
 from ogasearch.extract.images import ImageRejected
@@ -57,11 +58,38 @@ def full_vectors(engine: Engine, model: FeatureExtractor) -> int:
         return int(conn.execute(select(func.count()).where(_full(model))).scalar_one())
 
 
+def load_codec(engine: Engine, model: str, kind: str = LOOKUP) -> VectorCodec | None:
+    """The catalog's codec of ``model``'s vectors of ``kind``; None when none is fitted yet."""
+    with engine.connect() as conn:
+        payload = conn.execute(
+            select(codecs.c.payload).where(codecs.c.model == model, codecs.c.kind == kind)
+        ).scalar()
+    if payload is None:
+        return None
+    return VectorCodec.from_bytes(bytes(payload), f"the {kind} codec of {model} in the catalog")
+
+
+def save_codec(engine: Engine, codec: VectorCodec, replace: bool) -> VectorCodec:
+    """Store ``codec``; unless ``replace``, a codec another worker stored first is kept.
+    Return the codec the catalog holds now (the one everybody projects with)."""
+    values = {"model": codec.model, "kind": codec.kind, "payload": codec.to_bytes()}
+    with engine.begin() as conn:
+        if not insert_ignore(conn, codecs, values, ["model", "kind"]) and replace:
+            conn.execute(
+                update(codecs)
+                .where(codecs.c.model == codec.model, codecs.c.kind == codec.kind)
+                .values(payload=values["payload"])
+            )
+    stored = load_codec(engine, codec.model, codec.kind)
+    assert stored is not None
+    return stored
+
+
 def fit_from_catalog(
-    engine: Engine, model: FeatureExtractor, path: Path, settings: Settings
+    engine: Engine, model: FeatureExtractor, settings: Settings
 ) -> VectorCodec | None:
-    """Fit and save a codec on a sample of the catalog's full vectors of ``model``; None (and
-    nothing saved) while there are fewer than ``settings.codec_min_vectors``."""
+    """Fit and store a codec on a sample of the catalog's full vectors of ``model``; None
+    (and nothing stored) while there are fewer than ``settings.codec_min_vectors``."""
     count = full_vectors(engine, model)
     needed = max(settings.codec_min_vectors, settings.codec_dim + 1)
     if count < needed:
@@ -77,8 +105,8 @@ def fit_from_catalog(
             ).scalars()
         )
     codec = fit_codec(decode_vectors(blobs, model.dim), model.name, dim=settings.codec_dim)
-    codec.save(path)
-    log.info("fitted vector codec %s on %d vectors: %s", codec.ident, len(blobs), path)
+    codec = save_codec(engine, codec, replace=False)
+    log.info("vector codec %s fitted on %d vectors", codec.ident, codec.fitted_on)
     return codec
 
 
@@ -120,7 +148,6 @@ def refit(
     settings: Settings,
     store: BlobStore,
     model: FeatureExtractor,
-    path: Path,
     sample: int = FIT_SAMPLE,
 ) -> VectorCodec:
     """Fit a new codec on full vectors of a random sample of embedded images, embedded again
@@ -143,9 +170,8 @@ def refit(
                 batch = []
             bar.update(1)
     full = np.concatenate(vectors) if vectors else np.zeros((0, model.dim), np.float32)
-    codec = fit_codec(full, model.name, dim=settings.codec_dim)
-    codec.save(path)
-    log.info("refitted vector codec %s on %d images: %s", codec.ident, len(full), path)
+    codec = save_codec(engine, fit_codec(full, model.name, dim=settings.codec_dim), replace=True)
+    log.info("vector codec %s refitted on %d images", codec.ident, codec.fitted_on)
     return codec
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from ogasearch.catalog.schema import files, images
+from ogasearch.catalog.schema import HASH_KEY_CHARS, files, hash_key, images
 from ogasearch.extract.pixels import pixel_rows
 
 CHUNK = 500  # ids per query (well under every driver's bound-parameter limit)
@@ -34,7 +34,11 @@ def ids_by_hash(conn: Connection, kind: str, value: str) -> list[int]:
     """Indexed image ids whose canonical or structure hash (``kind``) is ``value``."""
     rows = conn.execute(
         select(images.c.id)
-        .where(HASH_COLUMNS[kind] == value, images.c.indexed.is_(True))
+        .where(
+            hash_key(HASH_COLUMNS[kind]) == value[:HASH_KEY_CHARS],
+            HASH_COLUMNS[kind] == value,
+            images.c.indexed.is_(True),
+        )
         .order_by(images.c.id)
         .limit(HASH_MATCHES)
     )

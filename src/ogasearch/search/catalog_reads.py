@@ -17,9 +17,11 @@ import numpy as np
 from sqlalchemy import Connection, Row, select
 
 from ogasearch.catalog.schema import (
+    HASH_KEY_CHARS,
     authors,
     embeddings,
     files,
+    hash_key,
     images,
     licenses,
     page_authors,
@@ -124,7 +126,10 @@ def group_members(conn: Connection, keys: set[GroupKey]) -> dict[GroupKey, list[
     for chunk in chunks(values):
         for ident, value in conn.execute(
             select(images.c.id, images.c.canonical_sha256)
-            .where(images.c.canonical_sha256.in_(chunk))
+            .where(
+                hash_key(images.c.canonical_sha256).in_({v[:HASH_KEY_CHARS] for v in chunk}),
+                images.c.canonical_sha256.in_(chunk),
+            )
             .order_by(images.c.id)
         ):
             members[("canonical", value)].append(int(ident))
