@@ -32,7 +32,8 @@ from sqlalchemy import Engine, create_engine, func, inspect, select, text
 from _common import CRAWL_TILES, Report, add_report_arguments, ingest_local_site, own_settings
 from ogasearch.catalog.dialect import is_postgres
 from ogasearch.catalog.fingerprints import KEY_DTYPE
-from ogasearch.catalog.schema import embeddings, images
+from ogasearch.catalog.migrate import FULL_HASH_INDEXES
+from ogasearch.catalog.schema import HASH_KEY_INDEXES, embeddings, images
 from ogasearch.settings import load_settings
 
 TARGET_BYTES = 512
@@ -91,10 +92,9 @@ def fingerprint_rows(engine: Engine, data: Path, vectors: int) -> list[tuple[str
                 " + LENGTH(phash)), 0) FROM images"
             )
         ).scalar_one()
-    hash_indexes = sum(
-        objects.get(name, 0)
-        for name in ("ix_images_canonical_sha256", "ix_images_structure_sha256")
-    )
+    hash_indexes = sum(  # version 3 indexes a prefix (``hash_key``), earlier the whole hash
+        objects.get(index.name, 0) for index in HASH_KEY_INDEXES if index.name
+    ) + sum(objects.get(name, 0) for name in FULL_HASH_INDEXES)
     table = folder_bytes(data / "patches") if (data / "patches").exists() else 0
     total = stored + table + int(hashes) + hash_indexes
 
