@@ -17,6 +17,10 @@ Life of a data folder (``embed.codec`` holds the codec itself):
    directions they dropped are gone), so it re-embeds a sample of images from the blob store
    for full vectors; the new codec's name differs from the one stored with every vector, so
    the next embed run re-embeds every image (from the blob store, no re-crawl).
+
+A ``serve`` started before a codec is fitted keeps the previous vector space (its index is in
+memory) until it is restarted; ``compaction_problem`` is what it says when it starts on a
+catalog whose vectors are not in the form it searches.
 """
 
 from __future__ import annotations
