@@ -1,7 +1,7 @@
 """What the kind vector ("more like this") costs: embedding with it (``embed_with_kind``, the
 embed stage's call: the kind vector pooled from the same forward pass) against the lookup
-vector alone (``embed``), interleaved round by round on the same batches of Crawl tiles; and the exact scan
-over kind vectors (``search.kinds.nearest``) and their decoding from float16 bytes
+vector alone (``embed``), interleaved round by round on the same batches of Crawl tiles; and the
+exact scan over kind vectors (``search.kinds.nearest``) and their decoding from float16 bytes
 (``catalog.vectors.decode_vectors``, a reload after an ``update``, besides the SQL read) at
 catalog sizes of 10,000 images and more.
 

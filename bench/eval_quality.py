@@ -48,7 +48,8 @@ from tqdm import tqdm
 
 from _common import CRAWL_TILES, Report, add_report_arguments
 from devset import SPLITS, Entry, all_entries, atlas_cells, select
-from ogasearch.embed.extractors import OnnxEfficientNet, PoolingSpec
+from ogasearch.embed.codec import CodedExtractor, fit_codec
+from ogasearch.embed.extractors import FeatureExtractor, OnnxEfficientNet, PoolingSpec
 from ogasearch.embed.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -343,14 +344,25 @@ class Ogasearch:
     name = "ogasearch (canonical pixels, hashes, CNN + mirror, regions, tiles)"
 
     def __init__(
-        self, models_dir: Path, variant: str, size: int, workers: int, config: MatchConfig
+        self,
+        models_dir: Path,
+        variant: str,
+        size: int,
+        workers: int,
+        config: MatchConfig,
+        codec_dim: int = 0,
     ) -> None:
-        self.extractor = OnnxEfficientNet(variant, size, models_dir)
+        self.extractor: FeatureExtractor = OnnxEfficientNet(variant, size, models_dir)
         self.workers = workers
         self.config = config
+        self.codec_dim = codec_dim
 
     def index(self, items: list[Item]) -> None:
         vecs, hashes = signatures([i.image for i in items], self.extractor, workers=self.workers)
+        if self.codec_dim:  # as `ogasearch update` stores them: fitted here, float16
+            codec = fit_codec(vecs, self.extractor.name, dim=self.codec_dim)
+            self.extractor = CodedExtractor(self.extractor, codec)
+            vecs = codec.project(vecs).astype(np.float16).astype(np.float32)
         self.vectors = InMemoryVectors(self.extractor.dim)
         self.vectors.add([i.id for i in items], vecs, [i.parent is not None for i in items])
         self.hashes = InMemoryHashes()
@@ -560,6 +572,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the prototype's pipeline (default: yes)",
     )
     ap.add_argument("--transforms", default=",".join(TRANSFORMS))
+    ap.add_argument(
+        "--codec",
+        type=int,
+        default=256,
+        help="compact vectors as `update` stores them: fitted dimensions (default 256; 0: full)",
+    )
     ap.add_argument("--no-mirror", action="store_true")
     ap.add_argument("--no-hashes", action="store_true")
     ap.add_argument("--no-regions", action="store_true")
@@ -617,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         pipelines: list[Prototype | Ogasearch] = [
-            Ogasearch(args.models, args.variant, args.input_size, args.workers, config)
+            Ogasearch(args.models, args.variant, args.input_size, args.workers, config, args.codec)
         ]
         if args.baseline:
             pipelines.append(Prototype(args.models, args.variant))
@@ -643,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus_images=sizes[shown]["corpus_images"],
         size=args.size,
         queries_per_transform=args.queries,
+        codec_dim=args.codec,
         queries=sizes[shown]["queries"],
         full_size=ap.get_default("size"),
         full_queries_per_transform=ap.get_default("queries"),

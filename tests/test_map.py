@@ -133,7 +133,7 @@ def test_a_version_2_catalog_gets_the_map_table(tmp_path: Path) -> None:
     engine = open_catalog(url, create=False)
     with engine.connect() as conn:
         version = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version"))
-        assert version.scalar_one() == str(SCHEMA_VERSION) == "4"
+        assert version.scalar_one() == str(SCHEMA_VERSION) == "5"
         assert conn.execute(select(func.count()).select_from(map_points)).scalar_one() == 0
     engine.dispose()
 

@@ -1,5 +1,6 @@
 """The patch table (``index.patches``), its catalog copy (``catalog.fingerprints``), the index
-stage keeping the two in step, ``check``, and the upgrade of a version-1 catalog."""
+stage keeping the two in step, ``check``, the upgrade of a version-1 catalog, and the hash
+indexes of version 3."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import Engine, event, insert, select, text, update
 
 from ogasearch.catalog.db import open_catalog
 from ogasearch.catalog.fingerprints import decode_fingerprints, encode_fingerprints, patch_changes
@@ -20,6 +21,7 @@ from ogasearch.embed.patches import COMMON
 from ogasearch.index import HnswIndex
 from ogasearch.index.patches import PatchArrays, PatchTable
 from ogasearch.index.stage import check, index_vectors
+from ogasearch.match.lookups import ids_by_hash
 
 DIM = 4
 BIG = 0xF000_0000_0000_0001  # a fingerprint above 2**63: negative as int64
@@ -167,6 +169,44 @@ def test_a_version_1_catalog_is_upgraded_and_its_rows_moved(tmp_path: Path) -> N
         3: [],
     }
     assert sorted(table.lookup([20])) == [(20, 1), (20, 2)]
+
+
+def test_a_version_2_catalog_gets_prefix_hash_indexes_that_lookups_use(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    engine = open_catalog(url)
+    with engine.begin() as conn:  # as version 2 left it
+        for name in ("ix_images_canonical_key", "ix_images_structure_key"):
+            conn.execute(text(f"DROP INDEX {name}"))
+        for column in ("canonical_sha256", "structure_sha256", "pixel_sha256"):
+            conn.execute(text(f"CREATE INDEX ix_images_{column} ON images ({column})"))
+        conn.execute(text("CREATE INDEX ix_files_sha256 ON files (sha256)"))
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="2"))
+    engine.dispose()
+    engine = open_catalog(url)
+    issued: list[tuple[str, Any]] = []
+
+    def record(*args: Any) -> None:
+        issued.append((args[2], args[3]))  # statement, parameters
+
+    with engine.connect() as conn:
+        indexes = text("SELECT name FROM sqlite_master WHERE type = 'index'")
+        names = set(conn.execute(indexes).scalars())
+        assert {"ix_images_canonical_key", "ix_images_structure_key"} <= names
+        assert not {n for n in names if n.startswith("ix_") and n.endswith("sha256")} - {
+            "ix_images_sha256"
+        }
+        for kind in ("canonical", "structure"):
+            issued.clear()
+            event.listen(engine, "before_cursor_execute", record)
+            try:
+                assert ids_by_hash(conn, kind, "0123456789ab" + "0" * 52) == []
+            finally:
+                event.remove(engine, "before_cursor_execute", record)
+            assert len(issued) == 1
+            statement, params = issued[0]
+            plan = str(conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all())
+            assert f"ix_images_{kind}_key" in plan
+    engine.dispose()
 
 
 def _changes(engine: Engine) -> int:

@@ -276,6 +276,37 @@ _stage_command("index", "Add embedded images to the vector index; refresh keywor
 
 @main.command()
 @common_options
+@click.option("--refit", is_flag=True, help="Fit a new codec, then re-embed and re-index.")
+@click.option("--sample", type=int, default=20_000, show_default=True, help="Images to fit on.")
+def vectors(settings: Settings, refit: bool, sample: int) -> None:
+    """Show the compact-vector codec of this data folder; --refit fits a new one on a sample
+    of the catalog's images (embedded again from the blob store) and re-embeds every image."""
+    from ogasearch.embed.compact import load_codec
+    from ogasearch.embed.compact import refit as run_refit
+    from ogasearch.pipeline import update
+    from ogasearch.workspace import Workspace
+
+    with Workspace(settings, create=False) as ws, _model_errors():
+        if refit:
+            ws.check_extractor()
+            _ = ws.extractor  # the vector space being left: codec_changed removes its index
+            run_refit(ws.engine, settings, ws.store, ws.model, sample)
+            ws.codec_changed()
+            for name, stats in update(ws, stages=["embed", "index"]).items():
+                _echo_stats(name, stats)
+        codec = load_codec(ws.engine, settings.extractor)
+    if codec is None:
+        click.echo("no vector codec yet: vectors are stored full")
+    else:
+        click.echo(
+            f"codec {codec.ident}: {codec.source_dim}-d -> {codec.dim}-d float16"
+            f" ({2 * codec.dim} B per vector), fitted on {codec.fitted_on} vectors"
+            f" at {codec.fitted_at}"
+        )
+
+
+@main.command()
+@common_options
 @click.option("--repair/--no-repair", default=True, show_default=True, help="Fix what is found.")
 def check(settings: Settings, repair: bool) -> None:
     """Compare the catalog with the vector index and the patch table; repair any mismatch.

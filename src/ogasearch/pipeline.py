@@ -45,9 +45,15 @@ def run_tiles(ws: Workspace) -> Any:
 
 
 def run_embed(ws: Workspace) -> Any:
+    from ogasearch.embed.compact import fit_from_catalog
     from ogasearch.embed.stage import embed
 
-    return embed(ws.engine, ws.settings, ws.store, ws.extractor)
+    stats = embed(ws.engine, ws.settings, ws.store, ws.extractor)
+    # enough full vectors now: the codec is fitted, they are re-encoded
+    if ws.extractor is ws.model and fit_from_catalog(ws.engine, ws.model, ws.settings):
+        ws.codec_changed()
+        embed(ws.engine, ws.settings, ws.store, ws.extractor)
+    return stats
 
 
 def run_index(ws: Workspace) -> Any:

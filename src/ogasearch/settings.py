@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     models: Path | None = None  # exported ONNX models; default <data>/models
     extractor: str = "effnet-lite0-128"  # see ogasearch.embed.extractors.available()
     embed_batch: int = 64
+    # compact vectors (embed.codec): dimensions kept (x float16 = bytes per vector / 2), and
+    # how many full vectors the catalog needs before the codec is fitted on them
+    codec_dim: int = 256
+    codec_min_vectors: int = 512
     worker_id: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     limits: Limits = Field(default_factory=Limits)
     serving: Serving = Field(default_factory=Serving)

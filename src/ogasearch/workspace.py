@@ -10,6 +10,7 @@ path opens it with ``create=False``: then a missing data folder or catalog raise
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,6 +21,8 @@ from sqlalchemy import Engine
 from ogasearch.catalog import CatalogMissing, masked_url, open_catalog
 from ogasearch.crawl.http import PoliteClient
 from ogasearch.embed import extractors
+from ogasearch.embed.codec import CodedExtractor
+from ogasearch.embed.compact import load_codec
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.index import VectorIndex, open_index
 from ogasearch.index.base import is_milvus_uri
@@ -68,8 +71,29 @@ class Workspace:
         return client
 
     @cached_property
-    def extractor(self) -> FeatureExtractor:
+    def model(self) -> FeatureExtractor:
+        """The feature extractor itself: full vectors (what a codec is fitted on)."""
         return get_extractor(self.settings.extractor, self.settings.models_dir)
+
+    @cached_property
+    def extractor(self) -> FeatureExtractor:
+        """The vectors this data folder stores, indexes and searches: the model's, projected
+        by the codec fitted on this catalog (``embed.codec``), or full until there is one."""
+        codec = load_codec(self.engine, self.settings.extractor)
+        return self.model if codec is None else CodedExtractor(self.model, codec)
+
+    def codec_changed(self) -> None:
+        """A codec was fitted: forget the extractor and close the index of the previous vector
+        space, so that the next use opens the new one; the previous embedded index folder in
+        the data folder is removed (its vectors are re-encoded into the new one)."""
+        index = self.__dict__.pop("index", None)
+        if index is not None:
+            index.close()
+        old = self.index_folder if "extractor" in self.__dict__ else None
+        self.__dict__.pop("extractor", None)
+        in_data = old is not None and old.parent == self.settings.data / "vectors"
+        if old is not None and in_data and old != self.index_folder:
+            shutil.rmtree(old, ignore_errors=True)
 
     def check_extractor(self) -> None:
         """Pre-flight: raise ``ModelUnavailable`` now if opening ``extractor`` would fail (a
@@ -106,8 +130,8 @@ class Workspace:
         """The patch table: a local, memory-mapped file in the data folder, one folder per
         model (``DATA/patches/<model>-<dim>``), whichever vector store holds the vectors; apart
         from the embedded index's files, so that moving the vectors to Milvus leaves it be."""
-        extractor = self.extractor
-        return PatchTable(self.settings.data / "patches" / f"{extractor.name}-{extractor.dim}")
+        model = self.model  # patches do not depend on the codec
+        return PatchTable(self.settings.data / "patches" / f"{model.name}-{model.dim}")
 
     def close(self) -> None:
         while self._closers:

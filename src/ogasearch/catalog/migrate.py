@@ -14,6 +14,11 @@ the embed stage then embeds again, from the blob store and with its progress bar
 that has no kind vector of the current recipe (``embed.stage``); nothing is crawled again.
 Version 3 -> 4 (the map): a new table ``map_points``, created by ``open_catalog`` like any
 missing table; the next ``update`` lays the map out (``artmap.stage``).
+Version 4 -> 5: the indexes on ``images.pixel_sha256`` and ``files.sha256`` are dropped
+(nothing looks a row up by them), and those of the canonical and structure hashes are rebuilt
+on their first 12 hex digits (``schema.hash_key``); measured in docs/benchmarks.md. Compact
+vectors need no schema change: ``embed.compact`` re-encodes stored vectors on the next
+``update``.
 """
 
 from __future__ import annotations
@@ -38,14 +43,18 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.schema import CreateIndex
 
 from ogasearch.catalog.fingerprints import encode_fingerprints, note_patch_change
-from ogasearch.catalog.schema import embeddings, meta
+from ogasearch.catalog.schema import HASH_KEY_INDEXES, embeddings, meta
 from ogasearch.progress import progress
 
 log = logging.getLogger(__name__)
 
 BATCH = 1_000  # images moved per transaction
+# dropped by version 3: unused, and the hash indexes HASH_KEY_INDEXES replace
+UNUSED_INDEXES = ("ix_images_pixel_sha256", "ix_files_sha256")
+FULL_HASH_INDEXES = ("ix_images_canonical_sha256", "ix_images_structure_sha256")
 
 # The version-1 table, only to read it out and drop it (not part of ``schema.metadata``).
 legacy_patches = Table(
@@ -74,6 +83,14 @@ def upgrade_schema(conn: Connection, version: int) -> int:
         conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="4"))
         log.info("catalog upgraded to version 4: the map's points (the next update lays it out)")
         version = 4
+    if version == 4:
+        for name in (*UNUSED_INDEXES, *FULL_HASH_INDEXES):
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        for index in HASH_KEY_INDEXES:
+            conn.execute(CreateIndex(index, if_not_exists=True))
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="5"))
+        log.info("catalog upgraded to version 5: unused indexes dropped")
+        version = 5
     return version
 
 

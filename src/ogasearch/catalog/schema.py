@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -30,9 +31,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 
-SCHEMA_VERSION = 4  # 2: patch fingerprints in embeddings.patches; 3: kind_vectors; 4: map_points
+# 2: patch fingerprints in embeddings.patches; 3: kind_vectors; 4: map_points;
+# 5: no unused hash indexes, hash keys indexed on 12 hex digits, codecs (catalog.migrate)
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -147,7 +152,7 @@ files = Table(
     Column("state", String(20), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
-    Column("sha256", String(64)),
+    Column("sha256", String(64)),  # the stored blob (read with the row, never looked up)
     Column("size", BigInteger),
     Column("content_type", String(200)),
     Column("etag", String(500)),
@@ -156,7 +161,6 @@ files = Table(
     Column("extracted_at", DateTime(timezone=True)),
     UniqueConstraint("page_id", "url", name="uq_files_page_url"),
     Index("ix_files_state", "state"),
-    Index("ix_files_sha256", "sha256"),
 )
 
 # Content-addressed blobs in the store (``store/ab/cd/<sha256>``).
@@ -201,7 +205,8 @@ images = Table(
     Column("tile_w", Integer),
     Column("tile_h", Integer),
     Column("sha256", String(64), nullable=False),  # bytes of the stored blob (whole images)
-    Column("pixel_sha256", String(64)),  # RGBA pixels of the first frame: format-independent
+    # RGBA pixels of the first frame: format-independent (read with the row, never looked up)
+    Column("pixel_sha256", String(64)),
     Column("phash", String(16)),  # 64-bit perceptual hash, hex
     # hash of the canonical form (upscale undone, cropped, alpha normalised; set by embed):
     # groups re-uploads of one image and answers exact/near-duplicate queries
@@ -218,16 +223,32 @@ images = Table(
     Column("error", Text),
     UniqueConstraint("file_id", "archive_path", "box", name="uq_images_occurrence"),
     Index("ix_images_sha256", "sha256"),
-    Index("ix_images_pixel_sha256", "pixel_sha256"),
-    Index("ix_images_canonical_sha256", "canonical_sha256"),
-    Index("ix_images_structure_sha256", "structure_sha256"),
     Index("ix_images_parent", "parent_id"),
     Index("ix_images_tiles_state", "tiles_state"),
     Index("ix_images_embed_state", "embed_state"),
 )
 
+# The canonical and structure hashes are looked up by their first ``HASH_KEY_CHARS`` hex digits
+# (48 bits: the lookup then compares the whole value), so their indexes hold a quarter of the
+# bytes: a lookup filters on ``hash_key(column)`` and on the column itself.
+HASH_KEY_CHARS = 12
+
+
+def hash_key(column: ColumnElement[str]) -> ColumnElement[str]:
+    """The indexed prefix of a hash column (constants inline: SQLite matches an expression
+    index only on the same expression)."""
+    return func.substr(column, literal_column("1"), literal_column(str(HASH_KEY_CHARS)))
+
+
+HASH_KEY_INDEXES = (
+    Index("ix_images_canonical_key", hash_key(images.c.canonical_sha256)),
+    Index("ix_images_structure_key", hash_key(images.c.structure_sha256)),
+)
+
 # One feature vector per image and model (written by the embed stage, read by the index stage
-# and by index rebuilds). ``vector`` holds float16 little-endian bytes, L2-normalised.
+# and by index rebuilds). ``vector`` holds float16 little-endian bytes, L2-normalised: the
+# model's full vector until a codec is fitted, then its code (``embed.codec``; ``model`` then
+# names the codec too, ``dim`` is the code's).
 # ``patches``: the image's patch fingerprints (``embed.patches``), hashes of a sample of its
 # pixel patches which a crop of it, a tile cut from it or a screenshot showing it still holds,
 # as one blob of their sorted 32-bit keys (``catalog.fingerprints``; NULL or empty: none).
@@ -253,6 +274,17 @@ kind_vectors = Table(
     Column("model", String(200), nullable=False),
     Column("dim", Integer, nullable=False),
     Column("vector", LargeBinary, nullable=False),
+)
+
+# The fitted vector codec of each extractor and vector kind (``embed.codec``): a refit replaces
+# the row. In the catalog, not beside it, so that every worker sharing the catalog projects
+# with the same codec. ``payload``: npz bytes (float16 components and what they were fitted on).
+codecs = Table(
+    "codecs",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("kind", String(50), primary_key=True),
+    Column("payload", LargeBinary, nullable=False),
 )
 
 # Append-only log of every failure: which stage, which item, why.

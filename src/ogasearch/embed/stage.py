@@ -4,8 +4,9 @@ L2-normalised lookup vector and one kind vector ("more like this").
 Claims ``images.embed_state = 'pending'`` rows in batches; for each batch, decodes the pixels
 (tiles are cropped from their sheet), canonicalises them and takes their hashes
 (``embed.signatures.prepare_image``), runs the feature extractor, and writes the vectors
-(``embeddings.vector`` and ``kind_vectors.vector``, float16), the fingerprints
-(``embeddings.patches``, one blob per image: ``catalog.fingerprints``) and the hashes with
+(``embeddings.vector`` and ``kind_vectors.vector``, float16; the lookup vector compact once a
+codec is fitted: ``embed.compact``), the fingerprints (``embeddings.patches``, one blob per
+image: ``catalog.fingerprints``) and the hashes with
 ``embed_state = 'done'`` in one transaction. Undecodable images become ``failed`` with the
 reason, and the batch goes on. Images whose vectors are of another model, or that have no
 kind vector of the current recipe (a data folder from before kind vectors), are embedded again
@@ -31,6 +32,8 @@ from ogasearch.catalog.kinds import note_kind_change
 from ogasearch.catalog.runner import Pending, run
 from ogasearch.catalog.schema import embeddings, images, kind_vectors
 from ogasearch.catalog.vectors import encode_vector
+from ogasearch.embed.codec import CodedExtractor
+from ogasearch.embed.compact import reencode
 from ogasearch.embed.extractors import FeatureExtractor, get_extractor
 from ogasearch.embed.signatures import Prepared, prepare_image
 from ogasearch.extract.images import ImageRejected
@@ -96,6 +99,8 @@ def embed(
     """Embed every pending image and tile, ``settings.embed_batch`` per transaction."""
     stats = EmbedStats()
     extractor = extractor or get_extractor(settings.extractor, settings.models_dir)
+    if isinstance(extractor, CodedExtractor):  # full vectors stored before the codec: encode
+        reencode(engine, extractor)
     _requeue_stale(engine, extractor)
     pending = _pending()
     total = pending.count(engine)

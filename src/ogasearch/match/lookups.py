@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from ogasearch.catalog.schema import files, images
+from ogasearch.catalog.schema import HASH_KEY_CHARS, files, hash_key, images
 from ogasearch.extract.pixels import pixel_rows
 
 CHUNK = 500  # ids per query (well under every driver's bound-parameter limit)
@@ -31,14 +31,18 @@ def chunks(ids: Iterable[Any], size: int = CHUNK) -> Iterable[list[Any]]:
 
 
 def ids_by_hash(conn: Connection, kind: str, value: str) -> list[int]:
-    """Indexed image ids whose canonical or structure hash (``kind``) is ``value``."""
+    """Indexed image ids whose canonical or structure hash (``kind``) is ``value``: looked up
+    by its prefix (``schema.hash_key``), the whole value compared here. (In SQL, ``column =
+    value`` beside it would make SQLite fold the prefix into a constant and scan the table.)
+    Two hashes sharing a 48-bit prefix would share the ``HASH_MATCHES`` rows; never seen."""
+    column = HASH_COLUMNS[kind]
     rows = conn.execute(
-        select(images.c.id)
-        .where(HASH_COLUMNS[kind] == value, images.c.indexed.is_(True))
+        select(images.c.id, column.label("value"))
+        .where(hash_key(column) == value[:HASH_KEY_CHARS], images.c.indexed.is_(True))
         .order_by(images.c.id)
         .limit(HASH_MATCHES)
     )
-    return [int(r) for r in rows.scalars()]
+    return [int(r.id) for r in rows if r.value == value]
 
 
 def pixel_rows_of(conn: Connection, ids: Iterable[int]) -> list[CatalogRow]:

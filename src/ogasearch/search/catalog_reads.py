@@ -17,9 +17,11 @@ import numpy as np
 from sqlalchemy import Connection, Row, select
 
 from ogasearch.catalog.schema import (
+    HASH_KEY_CHARS,
     authors,
     embeddings,
     files,
+    hash_key,
     images,
     kind_vectors,
     licenses,
@@ -144,13 +146,16 @@ def group_members(conn: Connection, keys: set[GroupKey]) -> dict[GroupKey, list[
     """Every image id sharing each group key (all the copies of one picture)."""
     members: dict[GroupKey, list[int]] = defaultdict(list)
     values = [v for kind, v in keys if kind == "canonical"]
+    wanted = set(values)
     for chunk in chunks(values):
         for ident, value in conn.execute(
             select(images.c.id, images.c.canonical_sha256)
-            .where(images.c.canonical_sha256.in_(chunk))
+            # by prefix (``schema.hash_key``), the whole value compared here (as ``ids_by_hash``)
+            .where(hash_key(images.c.canonical_sha256).in_({v[:HASH_KEY_CHARS] for v in chunk}))
             .order_by(images.c.id)
         ):
-            members[("canonical", value)].append(int(ident))
+            if value in wanted:
+                members[("canonical", value)].append(int(ident))
     return members
 
 

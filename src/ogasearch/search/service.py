@@ -23,6 +23,7 @@ from ogasearch.catalog import CatalogMissing
 from ogasearch.catalog.migrate import has_legacy_patches
 from ogasearch.catalog.stats import catalog_stats
 from ogasearch.catalog.vectors import decode_vectors
+from ogasearch.embed.compact import compaction_problem
 from ogasearch.embed.extractors import ModelUnavailable
 from ogasearch.extract.pixels import load_pixels, tile_box
 from ogasearch.index import MAX_K
@@ -37,8 +38,8 @@ from ogasearch.match.ranking import (
     WIDEN_FACTOR,
 )
 from ogasearch.search import catalog_reads, keywords
-from ogasearch.search.cards import one_card_per_page
 from ogasearch.search.artmap import MapReader
+from ogasearch.search.cards import one_card_per_page
 from ogasearch.search.grouping import group_results
 from ogasearch.search.kinds import KindScan
 from ogasearch.search.provenance import ConflictsPage, read_conflicts
@@ -93,9 +94,12 @@ class SearchService:
                     'this" of those images uses their lookup vector'
                 )
         try:
+            compaction = compaction_problem(engine, self.ws.extractor, self.ws.model, self.settings)
             problem = self.ws.patches.problem
         except ModelUnavailable:
             return None  # said when a search needs the model
+        if compaction:
+            return compaction
         if problem is None:
             return None
         return f"{problem}: run `ogasearch update` or `ogasearch check` to build it"
