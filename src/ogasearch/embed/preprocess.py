@@ -62,6 +62,9 @@ class Canonical:
     # border colour is background is a judgement that a copy of the image (JPEG noise, a
     # flattened shadow) may tip the other way, so the matcher searches with both
     kept: Image.Image | None = None
+    # the flat colour that was made transparent (None if nothing was removed): a copy of
+    # partly transparent art flattened on it is compared with candidates flattened on it too
+    background: tuple[int, int, int] | None = None
 
 
 def to_rgba(img: Image.Image) -> Image.Image:
@@ -101,18 +104,18 @@ def canonicalise(img: Image.Image, lossy: bool | None = None) -> Canonical:
             break
         arr = _downscale(arr, k, phase_x, phase_y)
         factor *= k
-    removed = False
     kept = None
+    colour = None
     check()
     if opaque:
         before = arr
-        arr, removed = _remove_flat_background(arr, BORDER_TOLERANCE)
+        arr, colour = _remove_flat_background(arr, BORDER_TOLERANCE)
         arr = _crop_alpha(arr)
-        if removed:
+        if colour is not None:
             kept = Image.fromarray(before)
     if arr.shape[0] == 0 or arr.shape[1] == 0:  # fully transparent: keep one clear pixel
         arr = np.zeros((1, 1, 4), dtype=np.uint8)
-    return Canonical(Image.fromarray(arr), factor, removed, opaque, kept)
+    return Canonical(Image.fromarray(arr), factor, colour is not None, opaque, kept, colour)
 
 
 def _clear_hidden(arr: np.ndarray) -> np.ndarray:
@@ -240,26 +243,31 @@ def _downscale(arr: np.ndarray, k: int, px: int, py: int) -> np.ndarray:
     return _clear_hidden(out)
 
 
-def _remove_flat_background(arr: np.ndarray, tolerance: int) -> tuple[np.ndarray, bool]:
-    """Make a flat border-connected background transparent (opaque images only)."""
+def _remove_flat_background(
+    arr: np.ndarray, tolerance: int
+) -> tuple[np.ndarray, tuple[int, int, int] | None]:
+    """Make a flat border-connected background transparent (opaque images only); returns
+    the image and the background colour (None, image unchanged: no flat background)."""
     h, w = arr.shape[:2]
     if h < 3 or w < 3:
-        return arr, False
+        return arr, None
     rgb = arr[..., :3].astype(np.int16)
     border = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
     best_colour = _flat_border_colour(border, tolerance)
     if best_colour is None:
-        return arr, False
+        return arr, None
     near = np.abs(rgb - best_colour).max(axis=-1) <= tolerance
     labels, _ = ndimage.label(near)
     edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     edge_labels = edge_labels[edge_labels > 0]
     background = np.isin(labels, edge_labels)
     if background.all():
-        return arr, False  # a flat image is its own content
+        return arr, None  # a flat image is its own content
     out = arr.copy()
     out[background] = 0
-    return out, True
+    # the background's own median colour: the border colour found is one (noisy) pixel of it
+    r, g, b = (int(c) for c in np.rint(np.median(rgb[background], axis=0)))
+    return out, (r, g, b)
 
 
 def _flat_border_colour(border: np.ndarray, tolerance: int) -> np.ndarray | None:

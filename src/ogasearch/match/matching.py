@@ -79,7 +79,7 @@ from ogasearch.match.ranking import (
     VERIFY_MIN,
 )
 from ogasearch.match.regions import GridView, Region, blobs, grid_views, looks_like_scene
-from ogasearch.match.verify import SceneMatch, pixel_similarity, scene_similarity
+from ogasearch.match.verify import SceneMatch, flat_form, pixel_similarity, scene_similarity
 
 Path = Literal["exact", "near", "vector", "region", "text"]  # how a result was found
 # a 1920 x 1080 screenshot is analysed as it is; larger queries are shrunk (budget.bounded_image)
@@ -257,7 +257,8 @@ class Matcher:
                 if use_patches and not scene:
                     extra += self._probe_patches(probes)
                 lossy = (img.format or "").upper() in LOSSY_FORMATS
-                self._verify(probes, regions, fused, list(dict.fromkeys(extra)), lossy)
+                flat = _flat_probes(canon, cfg.mirror_penalty if cfg.mirror else None)
+                self._verify(probes, regions, fused, list(dict.fromkeys(extra)), lossy, flat)
         return fused.ranked(k)
 
     def _patch_candidates(self, found: Patches, top: int | None = None) -> list[int]:
@@ -325,12 +326,14 @@ class Matcher:
         fused: _Fused,
         extra: Sequence[int] = (),
         lossy: bool = False,
+        flat: FlatProbes | None = None,
     ) -> None:
         """Promote candidates whose pixels hold a view of the query ("near") or appear in
         the scene where a region was cut out ("region", ranked with the near-duplicates).
         ``extra``: more candidates to check against the views (each view's own best
         neighbours, patch candidates); ``lossy``: the query is a JPEG (a near-duplicate of
-        it is a re-compressed copy)."""
+        it is a re-compressed copy); ``flat``: the query was on a flat colour, and its views
+        are also compared with each candidate flattened on that colour (``verify.flat_form``)."""
         assert self.pixels is not None
         cfg = self.config
         # candidates found in a scene are checked in the scene; the best candidates of every
@@ -355,11 +358,14 @@ class Matcher:
             if ident not in images:
                 continue
             forms = [f for f in (images[ident].image, images[ident].kept) if f is not None]
+            pairs = [(p, pen, edits, f) for p, pen, edits in probes for f in forms]
+            if flat is not None:
+                form = flat_form(images[ident].image, flat.background)
+                pairs += [(p, pen, edits, form) for p, pen, edits in flat.probes]
             sim, edits = max(
                 (
                     (pixel_similarity(p, f) - pen, _verified_edits(p, f, edits, lossy))
-                    for p, pen, edits in probes
-                    for f in forms
+                    for p, pen, edits, f in pairs
                 ),
                 key=lambda found: found[0],
                 default=(0.0, ()),
@@ -387,6 +393,28 @@ class Matcher:
             for view in views:
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
                     fused.add(ident, 1.0, "exact")
+
+
+@dataclass(frozen=True)
+class FlatProbes:
+    """A query on a flat colour as ``verify.flat_form`` sees it: the colour, and the views
+    (as given, mirrored) with their penalties and edits."""
+
+    background: tuple[int, int, int]
+    probes: list[Probe]
+
+
+def _flat_probes(canon: Canonical, mirror_penalty: float | None) -> FlatProbes | None:
+    """The flat-colour views of a query whose flat background was removed (None otherwise);
+    ``mirror_penalty``: also the mirrored view, at that penalty (None: not)."""
+    if canon.kept is None or canon.background is None:
+        return None
+    undone: Edits = ("upscaled",) if canon.factor > 1 else ()
+    view = flat_form(canon.kept, canon.background)
+    probes: list[Probe] = [(view, 0.0, undone)]
+    if mirror_penalty is not None:
+        probes.append((flip(view), mirror_penalty, (*undone, "flipped")))
+    return FlatProbes(canon.background, probes)
 
 
 def _verified_edits(view: Image.Image, form: Image.Image, edits: Edits, lossy: bool) -> Edits:
