@@ -312,6 +312,25 @@ def _bounded_colours(
     return colours[around[own[:, 0], own[:, 1], own[:, 2]] >= need]
 
 
+def unblend(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Undo a flattening on ``background`` as far as the pixels allow ("colour to alpha"):
+    each opaque pixel q becomes the most transparent colour c, alpha a that gives q again
+    over the background (q = a c + (1 - a) background, c within 0..255), transparent pixels
+    stay so. Exact for art whose partly transparent pixels are as saturated as can be (a glow
+    fading from white on black); for others it is the nearest guess the pixels allow, closer
+    to the original than the blends are, so its feature vector finds candidates that the
+    flattened view misses (the matcher verifies them on the flat colour itself)."""
+    arr = np.asarray(img.convert("RGBA"), dtype=np.float32)
+    rgb, alpha = arr[..., :3], arr[..., 3:] / 255.0
+    bg = np.array(background, dtype=np.float32)
+    room = np.where(rgb >= bg, 255.0 - bg, bg)  # how far each channel can move from it
+    need = np.where(room > 0, np.abs(rgb - bg) / np.maximum(room, 1.0), 0.0)
+    a = np.clip(need.max(axis=-1, keepdims=True), 0.0, 1.0) * alpha
+    colour = np.where(a > 0, bg + (rgb - bg) / np.maximum(a, 1e-6), 0.0)
+    out = np.concatenate([np.clip(colour, 0, 255), a * 255.0], axis=-1)
+    return Image.fromarray(_clear_hidden(np.rint(out).astype(np.uint8)))
+
+
 def composite(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:
     """RGBA -> RGB over a fixed background colour (``convert('RGB')`` would turn it black)."""
     base = Image.new("RGBA", img.size, (*background, 255))

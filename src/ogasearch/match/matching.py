@@ -13,13 +13,17 @@ benchmark, tests) and on the product's catalog + vector index:
 
 Paths, strongest first (a result keeps the strongest path that found it). The query is
 canonicalised once (``embed.preprocess.canonicalise``) and searched as several views: as given,
-mirrored, and, when a flat background was removed, with that background kept.
+mirrored, and, when a flat background was removed, with that background kept and un-blended
+(``embed.preprocess.unblend``: the blends of partly transparent pixels with the flat colour
+turned back into transparency, as far as the pixels allow).
 
 1. ``exact``: a view's canonical pixels hash equal to an indexed image's (copies, upscales,
    flattenings, mirror images).
 2. ``near``: a view's colour-index pattern equals an indexed image's (a recolouring: hue shift,
    palette swap), or pixel verification (``verify.pixel_similarity`` >= ``verify_min``) finds
-   the view inside a candidate's canonical pixels (JPEG copies, crops, changed backgrounds).
+   the view inside a candidate's canonical pixels (JPEG copies, crops, changed backgrounds);
+   a query on a flat colour is also compared with each candidate flattened on that same
+   colour (``verify.flat_form``: partly transparent art keeps its blends, on both sides).
    Candidates are the best of the other paths, the best neighbours of each view, and the
    images sharing the most patch fingerprints (``embed.patches``) with a view.
 3. ``vector``: cosine similarity of the views' feature vectors.
@@ -66,6 +70,7 @@ from ogasearch.embed.preprocess import (
     prepare_canonical,
     structure_hash,
     to_rgba,
+    unblend,
 )
 from ogasearch.index.base import Hit, TileFilter
 from ogasearch.match.labels import Edit
@@ -76,6 +81,7 @@ from ogasearch.match.ranking import (
     REGION_PENALTY,
     STRUCTURE_TIER,
     TIERS,
+    UNBLEND_PENALTY,
     VERIFY_MIN,
 )
 from ogasearch.match.regions import GridView, Region, blobs, grid_views, looks_like_scene
@@ -135,6 +141,7 @@ class MatchConfig:
     region_penalty: float = REGION_PENALTY
     mirror_penalty: float = MIRROR_PENALTY
     kept_penalty: float = KEPT_PENALTY
+    unblend_penalty: float = UNBLEND_PENALTY
     pool: int = 50  # neighbours fetched per query vector (>= k)
     verify_top: int = 30  # candidates checked pixel by pixel (0: no verification)
     verify_min: float = VERIFY_MIN
@@ -211,6 +218,8 @@ class Matcher:
         probes: list[Probe] = [(canon.image, 0.0, undone)]
         if canon.kept is not None:
             probes.append((canon.kept, cfg.kept_penalty, undone))
+        if canon.background is not None:
+            probes.append((unblend(canon.image, canon.background), cfg.unblend_penalty, undone))
         if cfg.mirror:
             probes += [(flip(v), p + cfg.mirror_penalty, (*e, "flipped")) for v, p, e in probes]
         views = [v for v, _, _ in probes]
