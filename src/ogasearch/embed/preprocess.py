@@ -265,9 +265,25 @@ def _remove_flat_background(
         return arr, None  # a flat image is its own content
     out = arr.copy()
     out[background] = 0
-    # the background's own median colour: the border colour found is one (noisy) pixel of it
-    r, g, b = (int(c) for c in np.rint(np.median(rgb[background], axis=0)))
+    r, g, b = _background_colour(border, best_colour, tolerance)
     return out, (r, g, b)
+
+
+def _background_colour(
+    border: np.ndarray, found: np.ndarray, tolerance: int
+) -> tuple[int, int, int]:
+    """The colour a flat background was: the commonest border colour when it alone covers
+    BORDER_SHARE of the border (a lossless image: the faint edges of the art that reach the
+    border are blends near it, not it), else the median of the border pixels within
+    ``tolerance`` of the colour ``_flat_border_colour`` found (JPEG noise around it)."""
+    colours, counts = np.unique(border, axis=0, return_counts=True)
+    if counts.max() >= BORDER_SHARE * border.shape[0]:
+        colour = colours[int(np.argmax(counts))]
+    else:
+        close = np.abs(border - found).max(axis=-1) <= tolerance
+        colour = np.rint(np.median(border[close], axis=0))
+    r, g, b = (int(c) for c in colour)
+    return r, g, b
 
 
 def _flat_border_colour(border: np.ndarray, tolerance: int) -> np.ndarray | None:
