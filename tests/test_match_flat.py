@@ -96,6 +96,7 @@ def test_flat_form_of_a_flattened_copy_equals_the_original_flattened() -> None:
         query = canonicalise(flatten(img, colour))
         assert query.background == colour and query.kept is not None
         a, b = flat_form(query.kept, colour), flat_form(img, colour)
+        assert a is not None and b is not None
         assert np.array_equal(np.asarray(a), np.asarray(b))
         assert pixel_similarity(a, b) == 1.0
 

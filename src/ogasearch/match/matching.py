@@ -368,8 +368,8 @@ class Matcher:
                 continue
             forms = [f for f in (images[ident].image, images[ident].kept) if f is not None]
             pairs = [(p, pen, edits, f) for p, pen, edits in probes for f in forms]
-            if flat is not None:
-                form = flat_form(images[ident].image, flat.background)
+            form = None if flat is None else flat_form(images[ident].image, flat.background)
+            if flat is not None and form is not None:
                 pairs += [(p, pen, edits, form) for p, pen, edits in flat.probes]
             sim, edits = max(
                 (
@@ -420,6 +420,8 @@ def _flat_probes(canon: Canonical, mirror_penalty: float | None) -> FlatProbes |
         return None
     undone: Edits = ("upscaled",) if canon.factor > 1 else ()
     view = flat_form(canon.kept, canon.background)
+    if view is None:
+        return None
     probes: list[Probe] = [(view, 0.0, undone)]
     if mirror_penalty is not None:
         probes.append((flip(view), mirror_penalty, (*undone, "flipped")))

@@ -40,7 +40,7 @@ def _pixels(img: Image.Image, factor: int) -> tuple[np.ndarray, np.ndarray]:
     return rgb, np.asarray(rgba.getchannel("A")) > 0
 
 
-def flat_form(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+def flat_form(img: Image.Image, background: tuple[int, int, int]) -> Image.Image | None:
     """``img`` as it looks flattened on a flat ``background`` colour, with that colour made
     transparent again: RGBA, opaque where the flattened colour differs from the background
     by more than ``BORDER_TOLERANCE`` in some channel, clear elsewhere, cropped to that.
@@ -49,12 +49,13 @@ def flat_form(img: Image.Image, background: tuple[int, int, int]) -> Image.Image
     colour, which match nothing composited on another one. Put through this, the flattened
     copy and the transparent original give the same pixels (a lossless copy: equal), so the
     two compare at scale 1 whatever the colour was. Pixels of the art's own that are close to
-    the background colour drop out of both sides alike."""
+    the background colour drop out of both sides alike. None when nothing is left: art all
+    within the tolerance of the colour has nothing to compare."""
     rgb = np.asarray(composite(img, background), dtype=np.int16)
     content = np.abs(rgb - np.array(background, dtype=np.int16)).max(axis=-1) > BORDER_TOLERANCE
     rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
     if rows.size == 0:
-        return Image.new("RGBA", (1, 1))
+        return None
     out = np.zeros((*rgb.shape[:2], 4), dtype=np.uint8)
     out[content, :3] = rgb[content]
     out[content, 3] = 255
