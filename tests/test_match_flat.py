@@ -109,3 +109,10 @@ def test_unblend_recovers_a_saturated_glow() -> None:
     glow[..., 3] = alpha[None, :]
     back = np.asarray(unblend(flatten(Image.fromarray(glow), (0, 0, 0)).convert("RGBA"), (0, 0, 0)))
     assert np.abs(back.astype(int) - glow.astype(int)).max() <= 1
+
+
+def test_art_all_close_to_the_colour_has_no_flat_form() -> None:
+    """Nothing left to compare is no form at all (two empty forms must not verify)."""
+    dark = Image.new("RGBA", (8, 8), (10, 12, 8, 255))
+    assert flat_form(dark, (0, 0, 0)) is None
+    assert flat_form(dark, (255, 255, 255)) is not None
