@@ -62,6 +62,9 @@ class Canonical:
     # border colour is background is a judgement that a copy of the image (JPEG noise, a
     # flattened shadow) may tip the other way, so the matcher searches with both
     kept: Image.Image | None = None
+    # the flat colour that was made transparent (None if nothing was removed): a copy of
+    # partly transparent art flattened on it is compared with candidates flattened on it too
+    background: tuple[int, int, int] | None = None
 
 
 def to_rgba(img: Image.Image) -> Image.Image:
@@ -101,18 +104,18 @@ def canonicalise(img: Image.Image, lossy: bool | None = None) -> Canonical:
             break
         arr = _downscale(arr, k, phase_x, phase_y)
         factor *= k
-    removed = False
     kept = None
+    colour = None
     check()
     if opaque:
         before = arr
-        arr, removed = _remove_flat_background(arr, BORDER_TOLERANCE)
+        arr, colour = _remove_flat_background(arr, BORDER_TOLERANCE)
         arr = _crop_alpha(arr)
-        if removed:
+        if colour is not None:
             kept = Image.fromarray(before)
     if arr.shape[0] == 0 or arr.shape[1] == 0:  # fully transparent: keep one clear pixel
         arr = np.zeros((1, 1, 4), dtype=np.uint8)
-    return Canonical(Image.fromarray(arr), factor, removed, opaque, kept)
+    return Canonical(Image.fromarray(arr), factor, colour is not None, opaque, kept, colour)
 
 
 def _clear_hidden(arr: np.ndarray) -> np.ndarray:
@@ -240,26 +243,47 @@ def _downscale(arr: np.ndarray, k: int, px: int, py: int) -> np.ndarray:
     return _clear_hidden(out)
 
 
-def _remove_flat_background(arr: np.ndarray, tolerance: int) -> tuple[np.ndarray, bool]:
-    """Make a flat border-connected background transparent (opaque images only)."""
+def _remove_flat_background(
+    arr: np.ndarray, tolerance: int
+) -> tuple[np.ndarray, tuple[int, int, int] | None]:
+    """Make a flat border-connected background transparent (opaque images only); returns
+    the image and the background colour (None, image unchanged: no flat background)."""
     h, w = arr.shape[:2]
     if h < 3 or w < 3:
-        return arr, False
+        return arr, None
     rgb = arr[..., :3].astype(np.int16)
     border = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
     best_colour = _flat_border_colour(border, tolerance)
     if best_colour is None:
-        return arr, False
+        return arr, None
     near = np.abs(rgb - best_colour).max(axis=-1) <= tolerance
     labels, _ = ndimage.label(near)
     edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     edge_labels = edge_labels[edge_labels > 0]
     background = np.isin(labels, edge_labels)
     if background.all():
-        return arr, False  # a flat image is its own content
+        return arr, None  # a flat image is its own content
     out = arr.copy()
     out[background] = 0
-    return out, True
+    r, g, b = _background_colour(border, best_colour, tolerance)
+    return out, (r, g, b)
+
+
+def _background_colour(
+    border: np.ndarray, found: np.ndarray, tolerance: int
+) -> tuple[int, int, int]:
+    """The colour a flat background was: the commonest border colour when it alone covers
+    BORDER_SHARE of the border (a lossless image: the faint edges of the art that reach the
+    border are blends near it, not it), else the median of the border pixels within
+    ``tolerance`` of the colour ``_flat_border_colour`` found (JPEG noise around it)."""
+    colours, counts = np.unique(border, axis=0, return_counts=True)
+    if counts.max() >= BORDER_SHARE * border.shape[0]:
+        colour = colours[int(np.argmax(counts))]
+    else:
+        close = np.abs(border - found).max(axis=-1) <= tolerance
+        colour = np.rint(np.median(border[close], axis=0))
+    r, g, b = (int(c) for c in colour)
+    return r, g, b
 
 
 def _flat_border_colour(border: np.ndarray, tolerance: int) -> np.ndarray | None:
@@ -302,6 +326,25 @@ def _bounded_colours(
         around += np.roll(counts, tuple(d - 1 for d in shift), axis=(0, 1, 2))
     own = colours // cell + 1
     return colours[around[own[:, 0], own[:, 1], own[:, 2]] >= need]
+
+
+def unblend(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Undo a flattening on ``background`` as far as the pixels allow ("colour to alpha"):
+    each opaque pixel q becomes the most transparent colour c, alpha a that gives q again
+    over the background (q = a c + (1 - a) background, c within 0..255), transparent pixels
+    stay so. Exact for art whose partly transparent pixels are as saturated as can be (a glow
+    fading from white on black); for others it is the nearest guess the pixels allow, closer
+    to the original than the blends are, so its feature vector finds candidates that the
+    flattened view misses (the matcher verifies them on the flat colour itself)."""
+    arr = np.asarray(img.convert("RGBA"), dtype=np.float32)
+    rgb, alpha = arr[..., :3], arr[..., 3:] / 255.0
+    bg = np.array(background, dtype=np.float32)
+    room = np.where(rgb >= bg, 255.0 - bg, bg)  # how far each channel can move from it
+    need = np.where(room > 0, np.abs(rgb - bg) / np.maximum(room, 1.0), 0.0)
+    a = np.clip(need.max(axis=-1, keepdims=True), 0.0, 1.0) * alpha
+    colour = np.where(a > 0, bg + (rgb - bg) / np.maximum(a, 1e-6), 0.0)
+    out = np.concatenate([np.clip(colour, 0, 255), a * 255.0], axis=-1)
+    return Image.fromarray(_clear_hidden(np.rint(out).astype(np.uint8)))
 
 
 def composite(img: Image.Image, background: tuple[int, int, int] = BACKGROUND) -> Image.Image:

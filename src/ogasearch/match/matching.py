@@ -13,13 +13,17 @@ benchmark, tests) and on the product's catalog + vector index:
 
 Paths, strongest first (a result keeps the strongest path that found it). The query is
 canonicalised once (``embed.preprocess.canonicalise``) and searched as several views: as given,
-mirrored, and, when a flat background was removed, with that background kept.
+mirrored, and, when a flat background was removed, with that background kept and un-blended
+(``embed.preprocess.unblend``: the blends of partly transparent pixels with the flat colour
+turned back into transparency, as far as the pixels allow).
 
 1. ``exact``: a view's canonical pixels hash equal to an indexed image's (copies, upscales,
    flattenings, mirror images).
 2. ``near``: a view's colour-index pattern equals an indexed image's (a recolouring: hue shift,
    palette swap), or pixel verification (``verify.pixel_similarity`` >= ``verify_min``) finds
-   the view inside a candidate's canonical pixels (JPEG copies, crops, changed backgrounds).
+   the view inside a candidate's canonical pixels (JPEG copies, crops, changed backgrounds);
+   a query on a flat colour is also compared with each candidate flattened on that same
+   colour (``verify.flat_form``: partly transparent art keeps its blends, on both sides).
    Candidates are the best of the other paths, the best neighbours of each view, and the
    images sharing the most patch fingerprints (``embed.patches``) with a view.
 3. ``vector``: cosine similarity of the views' feature vectors.
@@ -66,6 +70,7 @@ from ogasearch.embed.preprocess import (
     prepare_canonical,
     structure_hash,
     to_rgba,
+    unblend,
 )
 from ogasearch.index.base import Hit, TileFilter
 from ogasearch.match.labels import Edit
@@ -76,6 +81,7 @@ from ogasearch.match.ranking import (
     REGION_PENALTY,
     STRUCTURE_TIER,
     TIERS,
+    UNBLEND_PENALTY,
     VERIFY_MIN,
 )
 from ogasearch.match.regions import GridView, Region, blobs, grid_views, looks_like_scene
@@ -85,6 +91,7 @@ from ogasearch.match.verify import (
     NO_PLACEMENT,
     Placement,
     SceneMatch,
+    flat_form,
     flattened_pairs,
     pixel_similarity,
     place,
@@ -145,6 +152,7 @@ class MatchConfig:
     region_penalty: float = REGION_PENALTY
     mirror_penalty: float = MIRROR_PENALTY
     kept_penalty: float = KEPT_PENALTY
+    unblend_penalty: float = UNBLEND_PENALTY
     pool: int = 50  # neighbours fetched per query vector (>= k)
     verify_top: int = 30  # candidates checked pixel by pixel (0: no verification)
     verify_min: float = VERIFY_MIN
@@ -238,6 +246,8 @@ class Matcher:
         probes: list[Probe] = [(canon.image, 0.0, undone)]
         if canon.kept is not None:
             probes.append((canon.kept, cfg.kept_penalty, undone))
+        if canon.background is not None:
+            probes.append((unblend(canon.image, canon.background), cfg.unblend_penalty, undone))
         if cfg.mirror:
             probes += [(flip(v), p + cfg.mirror_penalty, (*e, "flipped")) for v, p, e in probes]
         views = [v for v, _, _ in probes]
@@ -291,7 +301,8 @@ class Matcher:
                 sharing = self._probe_patches(probes) if use_patches and not scene else []
                 extra += sharing
                 lossy = (img.format or "").upper() in LOSSY_FORMATS
-                self._verify(probes, regions, fused, list(dict.fromkeys(extra)), lossy)
+                flat = _flat_probes(canon, cfg.mirror_penalty if cfg.mirror else None)
+                self._verify(probes, regions, fused, list(dict.fromkeys(extra)), lossy, flat)
                 if stored is not None:
                     self._verify_both_ways(canon, probes, fused, sharing)
         return fused.ranked(k)
@@ -399,12 +410,14 @@ class Matcher:
         fused: _Fused,
         extra: Sequence[int] = (),
         lossy: bool = False,
+        flat: FlatProbes | None = None,
     ) -> None:
         """Promote candidates whose pixels hold a view of the query ("near") or appear in
         the scene where a region was cut out ("region", ranked with the near-duplicates).
         ``extra``: more candidates to check against the views (each view's own best
         neighbours, patch candidates); ``lossy``: the query is a JPEG (a near-duplicate of
-        it is a re-compressed copy)."""
+        it is a re-compressed copy); ``flat``: the query was on a flat colour, and its views
+        are also compared with each candidate flattened on that colour (``verify.flat_form``)."""
         assert self.pixels is not None
         cfg = self.config
         # candidates found in a scene are checked in the scene; the best candidates of every
@@ -429,11 +442,14 @@ class Matcher:
             if ident not in images:
                 continue
             forms = [f for f in (images[ident].image, images[ident].kept) if f is not None]
+            pairs = [(p, pen, edits, f) for p, pen, edits in probes for f in forms]
+            form = None if flat is None else flat_form(images[ident].image, flat.background)
+            if flat is not None and form is not None:
+                pairs += [(p, pen, edits, form) for p, pen, edits in flat.probes]
             sim, edits = max(
                 (
                     (pixel_similarity(p, f) - pen, _verified_edits(p, f, edits, lossy))
-                    for p, pen, edits in probes
-                    for f in forms
+                    for p, pen, edits, f in pairs
                 ),
                 key=lambda found: found[0],
                 default=(0.0, ()),
@@ -461,6 +477,30 @@ class Matcher:
             for view in views:
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
                     fused.add(ident, 1.0, "exact")
+
+
+@dataclass(frozen=True)
+class FlatProbes:
+    """A query on a flat colour as ``verify.flat_form`` sees it: the colour, and the views
+    (as given, mirrored) with their penalties and edits."""
+
+    background: tuple[int, int, int]
+    probes: list[Probe]
+
+
+def _flat_probes(canon: Canonical, mirror_penalty: float | None) -> FlatProbes | None:
+    """The flat-colour views of a query whose flat background was removed (None otherwise);
+    ``mirror_penalty``: also the mirrored view, at that penalty (None: not)."""
+    if canon.kept is None or canon.background is None:
+        return None
+    undone: Edits = ("upscaled",) if canon.factor > 1 else ()
+    view = flat_form(canon.kept, canon.background)
+    if view is None:
+        return None
+    probes: list[Probe] = [(view, 0.0, undone)]
+    if mirror_penalty is not None:
+        probes.append((flip(view), mirror_penalty, (*undone, "flipped")))
+    return FlatProbes(canon.background, probes)
 
 
 def _verified_edits(view: Image.Image, form: Image.Image, edits: Edits, lossy: bool) -> Edits:

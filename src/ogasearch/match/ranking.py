@@ -29,6 +29,10 @@ MIRROR_PENALTY = 0.005
 # background removed wins a tie. Not measured (added with pixel verification, quality run
 # 15:43, which measured the kept view as a whole: white background 0.900 -> 0.963).
 KEPT_PENALTY = 0.002
+# Subtracted from matches of the query's un-blended view (``preprocess.unblend``: a query on a
+# flat colour with its blends turned back into partly transparent pixels, a guess), so the
+# views of the pixels as given win a tie. Not measured.
+UNBLEND_PENALTY = 0.003
 # Subtracted from region (scene cut-out) scores before fusion. Not measured (0: off).
 REGION_PENALTY = 0.0
 

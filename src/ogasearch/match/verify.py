@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from ogasearch.embed.preprocess import BACKGROUND, Canonical, composite
+from ogasearch.embed.preprocess import BACKGROUND, BORDER_TOLERANCE, Canonical, composite
 
 MAX_SIDE = 64  # larger images are compared box-reduced to this size (both by one factor)
 MARGIN = 2  # extra shift allowed around the candidate (bounding boxes moved by JPEG noise)
@@ -66,6 +66,28 @@ def _reduced(img: Image.Image, factor: int) -> Pixels:
         rgba = rgba.resize((max(1, w // factor), max(1, h // factor)), Image.Resampling.BOX)
     rgb = np.asarray(composite(rgba), dtype=np.float32)
     return rgb, np.asarray(rgba.getchannel("A")) > 0
+
+
+def flat_form(img: Image.Image, background: tuple[int, int, int]) -> Image.Image | None:
+    """``img`` as it looks flattened on a flat ``background`` colour, with that colour made
+    transparent again: RGBA, opaque where the flattened colour differs from the background
+    by more than ``BORDER_TOLERANCE`` in some channel, clear elsewhere, cropped to that.
+
+    Art with partly transparent pixels flattened on a colour keeps them as blends with that
+    colour, which match nothing composited on another one. Put through this, the flattened
+    copy and the transparent original give the same pixels (a lossless copy: equal), so the
+    two compare at scale 1 whatever the colour was. Pixels of the art's own that are close to
+    the background colour drop out of both sides alike. None when nothing is left: art all
+    within the tolerance of the colour has nothing to compare."""
+    rgb = np.asarray(composite(img, background), dtype=np.int16)
+    content = np.abs(rgb - np.array(background, dtype=np.int16)).max(axis=-1) > BORDER_TOLERANCE
+    rows, cols = np.flatnonzero(content.any(axis=1)), np.flatnonzero(content.any(axis=0))
+    if rows.size == 0:
+        return None
+    out = np.zeros((*rgb.shape[:2], 4), dtype=np.uint8)
+    out[content, :3] = rgb[content]
+    out[content, 3] = 255
+    return Image.fromarray(out[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
 
 
 @dataclass(frozen=True)
