@@ -212,3 +212,28 @@ def test_art_flattened_onto_a_background_compares_with_the_art_shown_on_it(
     assert place(flat.kept, art).agreement < 0.85
     pairs = flattened_pairs(flat, canonicalise(art))
     assert pairs and max(place(a, b).agreement for a, b in pairs) >= 0.95
+
+
+def test_a_sprite_found_in_a_scene_says_where(matcher: Matcher, corpus: list[Image.Image]) -> None:
+    """A region match carries the box it was found at in the query: the pasted sprite's
+    place, in the query's own pixels (x0, y0, x1, y1), within a few pixels."""
+    titles = ["title_denzi_dragon.png", "title_firemage.png"]
+    for n, index in enumerate((30, 3, 8)):
+        scene = Image.open(CRAWL / titles[n % 2]).convert("RGBA").crop((20, 40, 340, 280))
+        k, at = 2 + n % 2, (101 + 7 * n, 77 + 5 * n)
+        sprite = up(corpus[index], k)
+        scene.alpha_composite(sprite, at)
+        first = matcher.search(scene.convert("RGB"), k=10)[0]
+        assert first.id == 1000 + index and first.path == "region"
+        # the sprite's opaque pixels: its art's bounding box where it was pasted
+        x0, y0, x1, y1 = sprite.getchannel("A").getbbox()
+        want = (at[0] + x0, at[1] + y0, at[0] + x1, at[1] + y1)
+        assert first.box is not None
+        assert max(abs(a - b) for a, b in zip(first.box, want, strict=True)) <= k + 1, (
+            first.box,
+            want,
+        )
+
+
+def test_a_whole_query_match_has_no_box(matcher: Matcher, corpus: list[Image.Image]) -> None:
+    assert all(m.box is None for m in matcher.search(up(corpus[12], 2), k=5))

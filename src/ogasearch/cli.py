@@ -360,6 +360,7 @@ def _result_line(result: Any) -> str:
     source = result.source
     where = source.page_file_name + (f" / {source.archive_path}" if source.archive_path else "")
     tile = f" tile {result.tile}" if result.tile else ""
+    tile += f" found at {result.query_box} in the query" if result.query_box else ""
     copies = f" (+{labels.plural(len(result.copies), 'page')})" if result.copies else ""
     more = f" (+{len(result.more)} more from this page)" if result.more else ""
     percent = labels.score_percent(result.match, result.score)
@@ -380,6 +381,7 @@ def _result_line(result: Any) -> str:
 @click.option("--license", "license_name", help="Only results under this licence (e.g. CC0).")
 @click.option("--tiles", type=click.Choice(["only", "exclude"]), help="Only tiles / no tiles.")
 @click.option("--art-type", help="Only results of this art type (e.g. '2D Art').")
+@click.option("--box", help="Search only this part of IMAGE: x0,y0,x1,y1 in its pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def search(
     settings: Settings,
@@ -390,6 +392,7 @@ def search(
     license_name: str | None,
     tiles: str | None,
     art_type: str | None,
+    box: str | None,
     as_json: bool,
 ) -> None:
     """Search by IMAGE file, by --text keywords, or --similar ID."""
@@ -397,8 +400,10 @@ def search(
     from ogasearch.index.terms import words
     from ogasearch.match.labels import plural
     from ogasearch.search.query_image import (
+        BadBox,
         QueryImageRejected,
         open_query_image,
+        parse_box,
         read_query_file,
     )
     from ogasearch.search.results import Filters, ImageNotFound, UnknownFilter
@@ -406,6 +411,12 @@ def search(
 
     if sum(x is not None for x in (image, text_query, similar)) != 1:
         raise click.UsageError("give exactly one of IMAGE, --text or --similar")
+    if box is not None and image is None:
+        raise click.UsageError("--box needs an IMAGE")
+    try:
+        part = parse_box(box) if box is not None else None
+    except BadBox as exc:
+        raise BadOption(str(exc)) from None
     if text_query is not None and not words(text_query):
         raise BadOption("--text needs at least one keyword (a word of letters or digits)")
     filters = Filters(license=license_name, tiles=tiles, art_type=art_type)  # type: ignore[arg-type]
@@ -421,8 +432,8 @@ def search(
             try:
                 data = read_query_file(Path(image), settings.limits)
                 with open_query_image(data, settings.limits) as query:
-                    response = service.by_image(query, k, filters)
-            except QueryImageRejected as exc:
+                    response = service.by_image(query, k, filters, box=part)
+            except (QueryImageRejected, BadBox) as exc:
                 raise click.ClickException(f"{image}: {exc}") from None
         elif text_query is not None:
             response = service.by_text(text_query, k, filters)

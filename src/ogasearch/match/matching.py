@@ -58,7 +58,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from ogasearch.budget import bounded_image, check, optional_stage
+from ogasearch.budget import bounded_image, check, optional_stage, shrink_factor
 from ogasearch.embed.extractors import FeatureExtractor
 from ogasearch.embed.patches import Patches, image_patches, patches
 from ogasearch.embed.preprocess import (
@@ -84,7 +84,14 @@ from ogasearch.match.ranking import (
     UNBLEND_PENALTY,
     VERIFY_MIN,
 )
-from ogasearch.match.regions import GridView, Region, blobs, grid_views, looks_like_scene
+from ogasearch.match.regions import (
+    GridView,
+    Region,
+    blobs,
+    grid_views,
+    in_picture,
+    looks_like_scene,
+)
 from ogasearch.match.verify import (
     MARGIN,
     MIN_COVER,
@@ -106,6 +113,7 @@ Edits = tuple[Edit, ...]
 # crop of it ("cropped"); above it, the difference is a shifted outline, a changed frame.
 # Not measured.
 CROPPED_BELOW = 0.9
+Box = tuple[int, int, int, int]
 # a view of the query: its pixels, the penalty of matches through it, the edits it undoes
 Probe = tuple[Image.Image, float, Edits]
 
@@ -138,6 +146,9 @@ class Match:
     score: float
     path: Path
     edits: Edits = ()  # what the matcher measured between the query and this image
+    # where in the query it was found, (x0, y0, x1, y1) in the query's pixels: art found in
+    # a scene (a region match); None when it matched the query as a whole
+    box: Box | None = None
 
 
 @dataclass
@@ -171,8 +182,8 @@ class MatchConfig:
 
 @dataclass
 class _Fused:
-    # id -> (tier, rank within the tier, score, path, edits)
-    best: dict[int, tuple[int, tuple[float, float], float, Path, Edits]] = field(
+    # id -> (tier, rank within the tier, score, path, edits, box in the query)
+    best: dict[int, tuple[int, tuple[float, float], float, Path, Edits, Box | None]] = field(
         default_factory=dict
     )
 
@@ -184,18 +195,21 @@ class _Fused:
         tier: int | None = None,
         rank: tuple[float, float] | None = None,
         edits: Edits = (),
+        box: Box | None = None,
     ) -> None:
         """Keep the strongest way ``ident`` was found: by tier, then by ``rank`` (default:
-        the score itself)."""
+        the score itself); ``box``: where in the query (a region match)."""
         tier = TIERS[path] if tier is None else tier
-        entry = (tier, rank or (score, 0.0), score, path, edits)
+        entry = (tier, rank or (score, 0.0), score, path, edits, box)
         old = self.best.get(ident)
         if old is None or entry[:2] > old[:2]:
             self.best[ident] = entry
 
-    def ranked(self, k: int) -> list[Match]:
+    def ranked(self, k: int, scale: int = 1) -> list[Match]:
+        """The ``k`` best; ``scale``: the query was shrunk by this factor before it was
+        analysed (boxes are given in the query's own pixels)."""
         items = sorted(self.best.items(), key=lambda kv: kv[1][:2], reverse=True)
-        return [Match(i, float(s), p, e) for i, (_, _, s, p, e) in items[:k]]
+        return [Match(i, float(s), p, e, _scaled(b, scale)) for i, (_, _, s, p, e, b) in items[:k]]
 
 
 class Matcher:
@@ -237,6 +251,7 @@ class Matcher:
     ) -> list[Match]:
         """``search`` (``stored`` None) and ``search_indexed`` (``stored`` the image's vector)."""
         cfg = self.config
+        shrunk = shrink_factor(img.width, img.height, cfg.max_pixels)
         img = bounded_image(img, cfg.max_pixels)
         canon = canonicalise(img)
         check()
@@ -305,7 +320,7 @@ class Matcher:
                 self._verify(probes, regions, fused, list(dict.fromkeys(extra)), lossy, flat)
                 if stored is not None:
                     self._verify_both_ways(canon, probes, fused, sharing)
-        return fused.ranked(k)
+        return fused.ranked(k, shrunk)
 
     def _verify_both_ways(
         self, canon: Canonical, probes: list[Probe], fused: _Fused, sharing: Sequence[int]
@@ -387,10 +402,17 @@ class Matcher:
                 box = _place(own[ident], view_patches, cand.size, cfg.patch_min)
                 if box is None:
                     continue
-                self._add_scene_match(fused, ident, cand, scene_similarity(cand, view.means, box))
+                placed = scene_similarity(cand, view.means, box)
+                self._add_scene_match(fused, ident, cand, placed, view.grid)
 
     def _add_scene_match(
-        self, fused: _Fused, ident: int, cand: Image.Image, found: SceneMatch, penalty: float = 0
+        self,
+        fused: _Fused,
+        ident: int,
+        cand: Image.Image,
+        found: SceneMatch,
+        grid: tuple[int, int, int],
+        penalty: float = 0,
     ) -> None:
         """Art found in a scene (pixel similarity >= verify_min) ranks with the
         near-duplicates: art with its own silhouette before opaque art (in a screenshot, a
@@ -401,7 +423,8 @@ class Matcher:
             return
         opaque = bool(np.asarray(cand.getchannel("A")).min() == 255)
         rank = (0.0 if opaque else 1.0, found.explained * (1.0 - penalty))
-        fused.add(ident, sim, "region", tier=TIERS["near"], rank=rank)
+        box = None if found.at is None else in_picture(found.at, grid)
+        fused.add(ident, sim, "region", tier=TIERS["near"], rank=rank, box=box)
 
     def _verify(
         self,
@@ -436,7 +459,7 @@ class Matcher:
             for view, pen in ((cand, 0.0), (flip(cand), cfg.mirror_penalty)):
                 for r in regions:
                     found = scene_similarity(view, r.scene, r.box)
-                    self._add_scene_match(fused, ident, view, found, pen)
+                    self._add_scene_match(fused, ident, view, found, r.grid, pen)
         for ident in copies:
             check()
             if ident not in images:
@@ -465,18 +488,20 @@ class Matcher:
             return
         size = self.extractor.input_size
         views: list[Image.Image] = []
+        boxes: list[Box] = []
         for region in regions:
             views.append(region.image)
             if self.config.mirror:
                 views.append(flip(region.image))
+            boxes += [in_picture(region.box, region.grid)] * (2 if self.config.mirror else 1)
         vecs = self.extractor.embed(np.stack([prepare_canonical(v, size) for v in views]))
-        for hits in self.vectors.search(vecs, pool, tiles):
+        for hits, box in zip(self.vectors.search(vecs, pool, tiles), boxes, strict=True):
             for ident, score in hits:
-                fused.add(ident, score - self.config.region_penalty, "region")
+                fused.add(ident, score - self.config.region_penalty, "region", box=box)
         if self.hashes is not None and self.config.hashes:
-            for view in views:
+            for view, box in zip(views, boxes, strict=True):
                 for ident in self.hashes.lookup("canonical", pixel_hash(view)):
-                    fused.add(ident, 1.0, "exact")
+                    fused.add(ident, 1.0, "exact", box=box)
 
 
 @dataclass(frozen=True)
@@ -545,6 +570,14 @@ def _verified(fused: _Fused, ident: int, verify_min: float) -> bool:
     return entry is not None and (
         entry[3] == "exact" or (entry[3] != "vector" and entry[2] >= verify_min)
     )
+
+
+def _scaled(box: Box | None, factor: int) -> Box | None:
+    """A box of the analysed (shrunk by ``factor``) query in the query's own pixels."""
+    if box is None or factor == 1:
+        return box
+    x0, y0, x1, y1 = box
+    return (x0 * factor, y0 * factor, x1 * factor, y1 * factor)
 
 
 def _as_pasted(canon: Canonical) -> Image.Image:

@@ -55,6 +55,7 @@ class Region:
     image: Image.Image  # canonical RGBA
     scene: np.ndarray  # (h, w, 3) float32 block means
     box: tuple[int, int, int, int]
+    grid: tuple[int, int, int] = (1, 0, 0)  # the scene's grid (k, px, py): see ``in_picture``
 
 
 def _edge_positions(rgb: np.ndarray, axis: int) -> np.ndarray:
@@ -173,6 +174,12 @@ class GridView:
     k: int
     means: np.ndarray  # (hb, wb, 3) float32 block means
     const: np.ndarray  # (hb, wb) bool: blocks of one colour (what pasted art is made of)
+    phase: tuple[int, int] = (0, 0)  # (px, py): where the grid's first block starts
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """(k, px, py), as ``find_grids`` gives it."""
+        return (self.k, *self.phase)
 
     def rgba(self) -> np.ndarray:
         """The reduced scene as uint8 RGBA, blocks that are not of one colour transparent."""
@@ -187,7 +194,7 @@ def grid_views(rgb: np.ndarray) -> list[GridView]:
     if min(rgb.shape[:2]) < 2 * MAX_GRID:
         return []
     return [
-        GridView(grid[0], means, const)
+        GridView(grid[0], means, const, (grid[1], grid[2]))
         for grid, means, const in _explained_grids(rgb, GRIDS_KEPT)
         if min(const.shape) >= 2
     ]
@@ -215,9 +222,20 @@ def blobs(views: list[GridView]) -> list[Region]:
             blob = labels == lab + 1
             ys, xs = np.nonzero(blob)
             box = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
-            found.append((int(sizes[lab]), Region(_cut(blob, means, box), means, box)))
+            region = Region(_cut(blob, means, box), means, box, view.grid)
+            found.append((int(sizes[lab]), region))
     found.sort(key=lambda t: -t[0])
     return [region for _, region in found[:MAX_BLOBS]]
+
+
+def in_picture(
+    box: tuple[int, int, int, int], grid: tuple[int, int, int]
+) -> tuple[int, int, int, int]:
+    """A (top, bottom, left, right) box of a view reduced on ``grid`` (k, px, py) as an
+    (x0, y0, x1, y1) box of the picture's own pixels."""
+    top, bottom, left, right = box
+    k, px, py = grid
+    return (px + left * k, py + top * k, px + right * k, py + bottom * k)
 
 
 def _cut(mask: np.ndarray, means: np.ndarray, box: tuple[int, int, int, int]) -> Image.Image:

@@ -187,6 +187,8 @@ class SceneMatch:
     # MISMATCH_WEIGHT for each that does not (art that a smaller candidate is part of, or a
     # variant differing in a few pixels, explains less)
     explained: float
+    # where the candidate was placed: (top, bottom, left, right) in the reduced scene
+    at: tuple[int, int, int, int] | None = None
 
 
 NO_SCENE_MATCH = SceneMatch(0.0, 0.0)
@@ -234,4 +236,5 @@ def scene_similarity(
     same = diff <= PIXEL_TOLERANCE
     solid = alpha == 1.0  # a half-transparent pixel shows the scene through: not evidence
     explained = (solid & same).sum() - MISMATCH_WEIGHT * (solid & ~same).sum()
-    return SceneMatch(1.0 - mean / 255.0, float(explained))
+    at = (top + int(y), top + int(y) + ch, left + int(x), left + int(x) + cw)
+    return SceneMatch(1.0 - mean / 255.0, float(explained), at)

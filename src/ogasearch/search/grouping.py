@@ -191,6 +191,7 @@ def group_results(
             copies=[c.source for c in first if c is not primary],
             group_ids=sorted(group_ids),
             edits=list(match.edits),
+            query_box=match.box,
         )
         if len(results) >= k:
             break

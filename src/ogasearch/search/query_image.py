@@ -1,5 +1,6 @@
 """Opening a query image (uploaded, fetched, or a file given to the CLI), and the one
-vocabulary of its refusals, shared by the CLI and the JSON API.
+vocabulary of its refusals, shared by the CLI and the JSON API; and the part of it a user
+boxed (``parse_box``, ``check_box``, ``crop_query``, ``offset_boxes``).
 
 Every query image goes through ``open_query_image``: the byte limit (``max_query_bytes``),
 the empty file, then ``extract.images.open_image`` with the query pixel bound
@@ -12,12 +13,14 @@ to an HTTP status, the CLI prints the text on one line.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from PIL import Image
 
 from ogasearch.extract.images import ImageRejected, open_image
+from ogasearch.search.results import SearchResult
 from ogasearch.settings import Limits
 
 Reason = Literal["empty", "unreadable", "too_large"]
@@ -60,3 +63,58 @@ def read_query_file(path: Path, limits: Limits) -> bytes:
     """A query image file's bytes (at most one byte past the limit, which then refuses it)."""
     with path.open("rb") as f:
         return f.read(limits.max_query_bytes + 1)
+
+
+# -- a part of the query (the box the user drew) -----------------------------------------------
+
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1) in the query's pixels, x1 and y1 excluded
+
+
+class BadBox(ValueError):
+    """A box that is not a non-empty part of the query picture; ``str()`` says why."""
+
+
+def parse_box(text: str) -> Box:
+    """``"x0,y0,x1,y1"`` (whole pixels) as a box; ``BadBox`` when it is not four integers."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        if len(parts) != 4:
+            raise ValueError
+        x0, y0, x1, y1 = (int(p) for p in parts)
+    except ValueError:
+        raise BadBox(f"box {text[:60]!r}: expected four whole pixels x0,y0,x1,y1") from None
+    return (x0, y0, x1, y1)
+
+
+def check_box(box: Box, size: tuple[int, int]) -> None:
+    """``BadBox`` unless ``box`` is a non-empty part of a picture of ``size`` (w, h)."""
+    x0, y0, x1, y1 = box
+    w, h = size
+    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        raise BadBox(
+            f"box {x0},{y0},{x1},{y1} is not a non-empty part of the {w} x {h} picture "
+            "(0 <= x0 < x1 <= width, 0 <= y0 < y1 <= height)"
+        )
+
+
+def crop_query(image: Image.Image, box: Box) -> Image.Image:
+    """The part ``box`` of a query picture (its first frame), checked by ``check_box``; the
+    crop keeps the picture's format (a JPEG's part is still searched as lossy)."""
+    check_box(box, image.size)
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)
+    part = image.crop(box)
+    part.format = image.format
+    return part
+
+
+def offset_boxes(results: Sequence[SearchResult], box: Box) -> None:
+    """Results of a search of the part ``box`` of a picture, told where they were found in the
+    whole picture: their own box moved by the part's corner, or the part itself."""
+    x0, y0 = box[0], box[1]
+    for hit in [r for card in results for r in (card, *card.more)]:
+        if hit.query_box is None:
+            hit.query_box = box
+        else:
+            a, b, c, d = hit.query_box
+            hit.query_box = (a + x0, b + y0, c + x0, d + y0)

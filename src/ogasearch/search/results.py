@@ -99,6 +99,9 @@ class SearchResult:
     # other results from the same page (tiles of the same sheet, other files), best first:
     # one card per page (``search.cards``)
     more: list[SearchResult] = field(default_factory=list)
+    # where in the query it was found, (x0, y0, x1, y1) in the query's pixels: art found in
+    # a scene, or anything found in the part of the query the user boxed; None otherwise
+    query_box: tuple[int, int, int, int] | None = None
 
 
 @dataclass

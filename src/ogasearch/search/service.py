@@ -43,6 +43,7 @@ from ogasearch.search.cards import one_card_per_page
 from ogasearch.search.grouping import group_results
 from ogasearch.search.kinds import KindScan
 from ogasearch.search.provenance import ConflictsPage, read_conflicts
+from ogasearch.search.query_image import Box, crop_query, offset_boxes
 from ogasearch.search.results import (
     Filters,
     ImageNotFound,
@@ -110,11 +111,23 @@ class SearchService:
     # value the catalog does not know, so a typo is an error rather than an empty answer.
 
     def by_image(
-        self, image: Image.Image, k: int = 20, filters: Filters | None = None
+        self,
+        image: Image.Image,
+        k: int = 20,
+        filters: Filters | None = None,
+        box: Box | None = None,
     ) -> SearchResponse:
+        """Images like ``image``, or like its part ``box`` (x0, y0, x1, y1 in its pixels,
+        checked by ``query_image.check_box``): results then say where they were found in the
+        whole picture (``query_box``)."""
         start = time.perf_counter()
         filters = filters or Filters()
         self.check_filters(filters)
+        if box is not None:
+            response = self.by_image(crop_query(image, box), k, filters)
+            offset_boxes(response.results, box)
+            response.took_ms = (time.perf_counter() - start) * 1000
+            return response
         # one wider pool from the start, as results of one page fold into one card: the
         # matcher is not run again for them (its pixel checks under the query budget)
         pool = min(_first_pool(k) * WIDEN_FACTOR, POOL_CAP, MAX_K)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ogasearch.search.provenance import MAX_LIMIT, FlagName
+from ogasearch.search.query_image import Box, parse_box
 from ogasearch.search.results import Filters, ImageNotFound, SearchResponse
 from ogasearch.search.service import SearchService
 from ogasearch.settings import Settings
@@ -92,11 +93,25 @@ def _filters(license: str | None, tiles: str | None, art_type: str | None) -> Fi
     return Filters(license=license or None, tiles=tiles, art_type=art_type or None)  # type: ignore[arg-type]
 
 
+BoxField = Annotated[
+    str | None,
+    Form(
+        description="Search only this part of the picture: x0,y0,x1,y1 in its pixels (x1, y1 "
+        "excluded; not inside the picture or empty: 422 bad_box)."
+    ),
+]
+
+
 def _image_search(
-    service: SearchService, settings: Settings, data: bytes, k: int, filters: Filters
+    service: SearchService,
+    settings: Settings,
+    data: bytes,
+    k: int,
+    filters: Filters,
+    box: Box | None = None,
 ) -> SearchResponse:
     with open_query_image(data, settings.limits) as query:
-        return service.by_image(query, k=k, filters=filters)
+        return service.by_image(query, k=k, filters=filters, box=box)
 
 
 def _answer(request: Request, response: SearchResponse, started: float) -> SearchOut:
@@ -116,21 +131,24 @@ async def search_uploaded_image(
     k_form: Annotated[int | None, Form(alias="k", ge=1, le=MAX_K)] = None,
     license_form: Annotated[str | None, Form(alias="license")] = None,
     tiles_form: Annotated[Literal["only", "exclude"] | None, Form(alias="tiles")] = None,
+    box: BoxField = None,
     k: K = None,
     license: License = None,
     tiles: Tiles = None,
     art_type: ArtType = None,
 ) -> SearchOut:
-    """Images like the uploaded one (multipart field ``image``); ``k`` and filters may be
-    given as form fields or in the query string."""
+    """Images like the uploaded one (multipart field ``image``), or like its part ``box``;
+    ``k`` and filters may be given as form fields or in the query string. A result found in
+    a part of the picture (a scene, or the box) says where: ``query_box``."""
     started = time.perf_counter()
+    part = parse_box(box) if box else None  # BadBox: 422
     limit = settings.limits.max_query_bytes
     if image.size is not None and image.size > limit:
         raise too_large(image.size, limit)
     data = await image.read(limit + 1)
     filters = _filters(license_form or license, tiles_form or tiles, art_type)
     response = await run_query(
-        request, _image_search, service, settings, data, k_form or k or DEFAULT_K, filters
+        request, _image_search, service, settings, data, k_form or k or DEFAULT_K, filters, part
     )
     return _answer(request, response, started)
 

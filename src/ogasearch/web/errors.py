@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ogasearch.catalog import CatalogMissing
+from ogasearch.search.query_image import BadBox
 from ogasearch.search.results import UnknownFilter
 from ogasearch.web.query_images import QueryError
 
@@ -58,6 +59,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownFilter)
     async def unknown_filter(request: Request, exc: UnknownFilter) -> JSONResponse:
         return error_response(422, "invalid_parameters", [unknown_filter_problem(exc)])
+
+    @app.exception_handler(BadBox)
+    async def bad_box(request: Request, exc: BadBox) -> JSONResponse:
+        return error_response(422, "bad_box", str(exc))
 
     @app.exception_handler(CatalogMissing)
     async def no_index(request: Request, exc: CatalogMissing) -> JSONResponse:

@@ -23,6 +23,11 @@ PAGE_FILE_NAME = (
     "whose name is taken (gfx.zip is stored as gfx_3.zip) while the page still says gfx.zip; "
     "file_name is then the stored name. Equal to file_name when the page shows none."
 )
+QUERY_BOX = (
+    "Where in the query picture this was found, [x0, y0, x1, y1] in its pixels (x1, y1 "
+    "excluded): art found in a picture taken as a scene, or anything found in the part of "
+    "the query given as `box` (then at least that part). Null when it matched the whole query."
+)
 
 
 class SourceOut(BaseModel):
@@ -86,6 +91,10 @@ class MoreOut(BaseModel):
     parent_image_id: int | None = Field(description="The sheet a tile was cut from.")
     parent_image_url: str | None
     file_name: str = Field(description=PAGE_FILE_NAME)
+    query_box: tuple[int, int, int, int] | None = Field(
+        default=None,
+        description=QUERY_BOX,
+    )
 
 
 class ResultOut(ImageOut):
@@ -112,6 +121,10 @@ class ResultOut(ImageOut):
         description="One card per page: the other results from this result's page (other "
         "tiles of its sheet, other files), best first. The results list holds one result "
         "per page; these are not repeated in it.",
+    )
+    query_box: tuple[int, int, int, int] | None = Field(
+        default=None,
+        description=QUERY_BOX,
     )
 
 
@@ -200,6 +213,7 @@ def more_out(result: SearchResult, root_path: str = "") -> MoreOut:
         parent_image_id=result.parent_image_id,
         parent_image_url=_parent_url(result, root_path),
         file_name=result.source.page_file_name,
+        query_box=result.query_box,
     )
 
 
@@ -216,6 +230,7 @@ def result_out(result: SearchResult, root_path: str = "") -> ResultOut:
         edits=labels.ordered_edits(result.edits),
         score_percent=labels.score_percent(result.match, result.score),
         more=[more_out(hit, root_path) for hit in result.more],
+        query_box=result.query_box,
     )
 
 
