@@ -8,7 +8,9 @@ Query parameters are read leniently here (a bad ``page`` means page 1): people t
 a filter value the catalog does not know is answered 422 with the valid ones, as in the API.
 Searches run through ``admission.run_query`` (image searches admitted by the query gate, a
 busy server answers 503); ``?upload=`` re-runs only the visitor's own recent uploads
-(``uploads.py``).
+(``uploads.py``). An image search may be of a part of the picture (``box``, drawn on the
+query picture by ``static/point.js`` or typed in the box form); results found in a part of
+the picture carry their box, drawn on the query picture when their card is pointed at.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from starlette.datastructures import UploadFile
 
 from ogasearch.match.labels import plural
 from ogasearch.search.provenance import FLAGS
+from ogasearch.search.query_image import BadBox, Box, parse_box
 from ogasearch.search.results import (
     Filters,
     ImageNotFound,
@@ -95,6 +98,7 @@ class Query:
     license: str = ""
     tiles: str = ""
     page: int = 1
+    box: str = ""  # an image search of a part of the picture: "x0,y0,x1,y1" (``parse_box``)
 
     @property
     def mode(self) -> str | None:
@@ -107,6 +111,11 @@ class Query:
         if self.q:
             return "text"
         return None
+
+    @property
+    def part(self) -> Box | None:
+        """The part of the query picture to search (``box``), or None for all of it."""
+        return parse_box(self.box) if self.box else None
 
     @property
     def filters(self) -> Filters:
@@ -122,6 +131,7 @@ class Query:
             "upload": self.upload if self.mode == "upload" else "",
             "license": self.license,
             "tiles": self.tiles,
+            "box": self.box if self.mode in ("upload", "url") else "",
             "page": str(self.page) if self.page > 1 else "",
         }
         values.update({k: "" if v is None else str(v) for k, v in changes.items()})
@@ -143,12 +153,22 @@ def _int(text: str | None, default: int | None) -> int | None:
         return default
 
 
+def _box(params: Any) -> str:
+    """The part of the picture to search, from ``box`` or from the four fields of the page's
+    box form (``x0``, ``y0``, ``x1``, ``y1``), as "x0,y0,x1,y1"; "" when none is given. A
+    malformed box is kept as given: the search refuses it in words (``BadBox``)."""
+    corners = [str(params.get(name, "")).strip() for name in ("x0", "y0", "x1", "y1")]
+    given = str(params.get("box", "")).strip() or (",".join(corners) if all(corners) else "")
+    return given[:80]
+
+
 def read_query(request: Request) -> Query:
     p = request.query_params
     max_page = -(-MAX_K // PAGE_SIZE)
     page = _int(p.get("page"), 1) or 1
     upload = p.get("upload", "").strip().lower()
     return Query(
+        box=_box(p),
         q=p.get("q", "").strip()[:500],
         url=p.get("url", "").strip(),
         similar=_int(p.get("similar"), None),
@@ -186,12 +206,13 @@ def _run(
         if data is None:
             raise QueryError(404, "expired", "This upload has expired: choose the image again.")
         with open_query_image(data, settings.limits) as image:
-            return service.by_image(image, k=k, filters=filters), f"/uploads/{query.upload}"
+            response = service.by_image(image, k=k, filters=filters, box=query.part)
+        return response, f"/uploads/{query.upload}"
     if query.mode == "url":
         cached = cache.for_url(query.url)
         data = cached[1] if cached else fetch_query_bytes(query.url, settings).data
         with open_query_image(data, settings.limits) as image:
-            response = service.by_image(image, k=k, filters=filters)
+            response = service.by_image(image, k=k, filters=filters, box=query.part)
         key = cached[0] if cached else cache.put(data, url=query.url)  # only readable images
         return response, f"/uploads/{key}"
     if query.mode == "similar" and query.similar is not None:
@@ -235,7 +256,7 @@ def build_page(
     except QueryError as exc:
         state.error, state.status = exc.detail, exc.status
         return state
-    except UnknownFilter as exc:
+    except (UnknownFilter, BadBox) as exc:
         state.error, state.status = str(exc), 422
         return state
     if query.mode == "similar" and query.similar is not None:
@@ -321,7 +342,7 @@ async def submit_search(
                 error = too_large(upload.size, limit)
             else:
                 data = await upload.read(limit + 1)
-        current = {k: str(form.get(k) or "") for k in ("upload", "similar", "url")}
+        current = {k: str(form.get(k) or "") for k in ("upload", "similar", "url", "box")}
     query = Query(**{k: v for k, v in filters.items() if v})  # type: ignore[arg-type]
     if error is None and data:
         try:
@@ -346,8 +367,8 @@ async def submit_search(
         return await run_in_threadpool(render, request, state, service)
     if text:
         target = Query(url=text) if _URL_LIKE.match(text) else Query(q=text)
-    elif current["upload"]:
-        target = Query(upload=current["upload"])
+    elif current["upload"]:  # a filter changed: the same picture, the same part of it
+        target = Query(upload=current["upload"], box=current["box"][:80])
     elif current["url"]:
         target = Query(url=current["url"])
     elif _int(current["similar"], None) is not None:

@@ -114,6 +114,13 @@ class Card:
     copies: list[SourceView] = field(default_factory=list)
     sheet: SheetView | None = None
     more: list[MoreView] = field(default_factory=list)
+    # where in the query picture it was found (x0, y0, x1, y1), drawn on the query on hover
+    query_box: tuple[int, int, int, int] | None = None
+
+    @property
+    def query_box_text(self) -> str:
+        """``query_box`` as "x0,y0,x1,y1" (the card's ``data-query-box``), or ""."""
+        return ",".join(map(str, self.query_box)) if self.query_box else ""
 
 
 def _date(value: datetime | None) -> str | None:
@@ -188,4 +195,5 @@ def card(
         copies=[source_view(copy, site_root) for copy in result.copies],
         sheet=sheet,
         more=[more_view(hit, root_path) for hit in result.more],
+        query_box=result.query_box,
     )
