@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ogasearch.localsite.kenney import sprite_bytes
-from support.scenes import ALIEN, ALIEN_PAGE, SIZE, Scene, alien_scene
+from support.scenes import ALIEN, ALIEN_PAGE, SIZE, Scene, alien_scene, unhurried
 from support.search_data import SearchData, app_client, search_data
 
 
@@ -20,7 +20,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
 
 @pytest.fixture(scope="module")
 def api(data: SearchData) -> Iterator[httpx.Client]:
-    yield from app_client(data.settings, timeout=120)
+    yield from app_client(unhurried(data.settings), timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page
 from ogasearch.web.app import create_app
 from ogasearch.web.server import running_server
 from support.browser import chromium
-from support.scenes import ALIEN_PAGE, SIZE, Scene, alien_scene
+from support.scenes import ALIEN_PAGE, SIZE, Scene, alien_scene, unhurried
 from support.search_data import SearchData, search_data
 
 
@@ -29,7 +29,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> SearchData:
 
 @pytest.fixture(scope="module")
 def base_url(data: SearchData) -> Iterator[str]:
-    with running_server(create_app(data.settings)) as url:
+    with running_server(create_app(unhurried(data.settings))) as url:
         yield url
 
 

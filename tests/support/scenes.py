@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ogasearch.localsite.kenney import sprite_bytes
+from ogasearch.settings import Settings
 
 ALIEN = "alien/alienBlue_front.png"
 ALIEN_PAGE = "alien-blue-player-character"
@@ -39,3 +40,10 @@ def alien_scene(at: tuple[int, int] = (300, 110)) -> Scene:
     out = io.BytesIO()
     picture.convert("RGB").save(out, "PNG")
     return Scene(out.getvalue(), (at[0] + x0, at[1] + y0, at[0] + x1, at[1] + y1))
+
+
+def unhurried(settings: Settings) -> Settings:
+    """``settings`` with a query deadline long enough for the region path on a busy machine
+    (under the default budget a loaded test machine may stop it and answer without it)."""
+    limits = settings.limits.model_copy(update={"query_deadline_seconds": 30.0})
+    return settings.model_copy(update={"limits": limits})
