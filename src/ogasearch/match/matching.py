@@ -32,7 +32,8 @@ turned back into transparency, as far as the pixels allow).
    sharing patches with a reduced view are placed where their patches agree and looked for
    pixel by pixel there (``verify.scene_similarity``), and art cut out on a grid
    (``regions.blobs``) is embedded, searched and looked for likewise. Art found this way
-   ranks with the near-duplicates.
+   ranks with the near-duplicates, and says where in the query it was found (``Match.box``:
+   where it was placed, or the cut-out's box, in the query's own pixels).
 
 Each match also carries the edits the matcher measured between the query and the image
 (``search.labels.EDITS``): "upscaled" (the upscale canonicalisation undid), "flipped" (the
