@@ -100,3 +100,29 @@ def test_empty_keywords_are_a_usage_error(data: SearchData) -> None:
         result = search(data, "--text", text)
         assert result.exit_code == 2
         assert "--text needs at least one keyword" in result.stderr
+
+
+def test_box_searches_a_part_and_says_where(data: SearchData, tmp_path: Path) -> None:
+    from support.scenes import ALIEN_PAGE, alien_scene
+
+    scene = alien_scene()
+    picture = tmp_path / "scene.png"
+    picture.write_bytes(scene.png)
+    around = ",".join(map(str, scene.around(10)))
+    result = search(data, str(picture), "--box", around, "--json")
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.stdout)["results"][0]
+    assert first["source"]["page_url"] == data.page_url(ALIEN_PAGE)
+    x0, y0, x1, y1 = first["query_box"]
+    a0, b0, a1, b1 = scene.around(10)
+    assert a0 <= x0 < x1 <= a1 and b0 <= y0 < y1 <= b1
+    lines = search(data, str(picture), "--box", around, "-k", "1").stdout.splitlines()
+    assert lines and " found at (" in lines[0]
+
+
+@pytest.mark.parametrize(("box", "code"), [("1,2,3", 2), ("0,0,9999,10", 1)])
+def test_a_bad_box_is_one_line(data: SearchData, bee: Path, box: str, code: int) -> None:
+    result = search(data, str(bee), "--box", box)
+    assert result.exit_code == code, result.output
+    assert "box" in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) <= 3  # click's usage lines at most
