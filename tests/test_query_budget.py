@@ -262,7 +262,7 @@ def blocking(data: SearchData) -> Iterator[tuple[str, Any, dict[str, Any]]]:
     state: dict[str, Any] = {"release": threading.Event(), "started": threading.Event()}
     state["stopped"] = []
 
-    def by_image(image: Any, k: int = 20, filters: Any = None) -> Any:
+    def by_image(image: Any, k: int = 20, filters: Any = None, **more: Any) -> Any:
         state["started"].set()
         try:
             while not state["release"].wait(0.02):
@@ -270,7 +270,7 @@ def blocking(data: SearchData) -> Iterator[tuple[str, Any, dict[str, Any]]]:
         except Exception as exc:
             state["stopped"].append(type(exc).__name__)
             raise
-        return SearchService.by_image(service, image, k=k, filters=filters)
+        return SearchService.by_image(service, image, k=k, filters=filters, **more)
 
     service.by_image = by_image  # type: ignore[method-assign]
     app = create_app(settings, service=service)
