@@ -39,7 +39,8 @@ def _hue_rotated(img: Image.Image, turn: int) -> Image.Image:
     rgba = np.asarray(img.convert("RGBA"))
     hsv = np.asarray(Image.fromarray(rgba[..., :3]).convert("HSV")).copy()
     hsv[..., 0] = (hsv[..., 0].astype(np.int32) + turn) % 256
-    rgb = np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
+    channels = [Image.fromarray(np.ascontiguousarray(hsv[..., c])) for c in range(3)]
+    rgb = np.asarray(Image.merge("HSV", channels).convert("RGB"))
     return Image.fromarray(np.dstack([rgb, rgba[..., 3]]))
 
 
